@@ -1,0 +1,75 @@
+// derms-aggregator: the cloud side. Subscribes to the fleet, keeps every
+// DER's state and history in SQLite, and answers grid status with setpoints.
+
+#include <atomic>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "cloud_aggregator/service/aggregator.h"
+#include "common/cli_overrides.h"
+#include "common/clock.h"
+#include "common/logging.h"
+#include "common/signals.h"
+
+int main(int argc, char** argv) {
+  using derms::aggregator::AggregatorOptions;
+  CLI::App app{
+      "derms-aggregator: the DERMS cloud aggregator.\n"
+      "Settings come from --config FILE (TOML, see cloud_aggregator/aggregator.example.toml);\n"
+      "flags override the file."};
+  AggregatorOptions options;
+  std::string config_path;
+  std::string log_level = "info";
+  derms::ClockFlags clock_flags;
+  app.add_option("--config", config_path, "TOML configuration file")->check(CLI::ExistingFile);
+  derms::CliOverrides o(&app);
+  o.Add("--broker", &options.broker_uri, "MQTT broker URI, e.g. tcp://127.0.0.1:1883");
+  o.Add("--db", &options.db_path, "SQLite database file (default ./var/derms.db)");
+  o.Add("--client-id", &options.client_id, "MQTT client id of the persistent session");
+  o.Add("--username", &options.username, "MQTT user name");
+  o.Add("--password", &options.password, "MQTT password");
+  o.Add("--offline-after-intervals", &options.offline_after_intervals,
+        "a DER silent this many telemetry intervals is offline (default 3)");
+  o.Add("--control-duration-s", &options.control_duration_s,
+        "how long each dispatched setpoint lasts, seconds (default 300)");
+  o.Add("--deadband-kw", &options.deadband_kw, "smallest imbalance change that sends controls");
+  o.Add("--status-interval-s", &options.status_interval_s,
+        "wall seconds between aggregator/status publishes (default 10)");
+  clock_flags.AddTo(&app);
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
+  CLI11_PARSE(app, argc, argv);
+
+  derms::Status s = derms::logging::Init("aggregator", log_level);
+  if (!s.ok()) {
+    fmt::print(stderr, "{}\n", s.message());
+    return 2;
+  }
+  if (!config_path.empty()) {
+    s = derms::aggregator::LoadAggregatorOptions(config_path, &options);
+    if (!s.ok()) {
+      spdlog::error("{}", s.message());
+      return 2;
+    }
+  }
+  o.Apply();
+  s = options.Validate();
+  if (!s.ok()) {
+    spdlog::error("configuration: {}", s.message());
+    return 2;
+  }
+  derms::Clock clock = clock_flags.Make();
+  auto aggregator = derms::aggregator::Aggregator::Create(options, clock);
+  if (!aggregator.ok()) {
+    spdlog::error("{}", aggregator.status().message());
+    return 1;
+  }
+  spdlog::info("aggregator starting: broker {}, database {}", options.broker_uri,
+               options.db_path);
+  (*aggregator)->Run(derms::InstallStopSignals());
+  auto stats = (*aggregator)->stats();
+  spdlog::info("stopped: {} messages accepted, {} rejected, {} dispatch runs; database {}",
+               stats.accepted, stats.rejected, stats.dispatch_runs, options.db_path);
+  return 0;
+}

@@ -1,0 +1,144 @@
+#include "cloud_aggregator/registry/der_registry.h"
+
+#include <algorithm>
+
+namespace derms::registry {
+
+bool DerState::faulted() const {
+  if (!has_telemetry) return false;
+  return std::any_of(last.alarms().begin(), last.alarms().end(),
+                     [](const auto& a) { return a.severity() == derms::v1::CRITICAL; });
+}
+
+int64_t DerState::telemetry_interval_ms() const {
+  return static_cast<int64_t>(birth.telemetry_interval_s()) * 1000;
+}
+
+DerRegistry::DerRegistry(RegistryOptions options) : options_(options) {}
+
+DerState& DerRegistry::Get(const std::string& der_id) {
+  auto [it, inserted] = ders_.try_emplace(der_id);
+  if (inserted) it->second.der_id = der_id;
+  return it->second;
+}
+
+const DerState* DerRegistry::Find(const std::string& der_id) const {
+  auto it = ders_.find(der_id);
+  return it == ders_.end() ? nullptr : &it->second;
+}
+
+DerRegistry::Outcome DerRegistry::OnBirth(const derms::v1::DerBirth& birth, int64_t now_ms) {
+  DerState& der = Get(birth.der_id());
+  Outcome out;
+  if (birth.bd_seq() < der.bd_seq) {
+    out.stale = true;
+    return out;
+  }
+  if (der.has_birth && der.birth.substation_id() != birth.substation_id()) {
+    by_substation_[der.birth.substation_id()].erase(der.der_id);
+  }
+  by_substation_[birth.substation_id()].insert(der.der_id);
+  der.birth = birth;
+  der.has_birth = true;
+  der.bd_seq = birth.bd_seq();
+  // A birth starts the silence clock: the first telemetry is one interval away.
+  der.last_heard_ms = std::max(der.last_heard_ms, now_ms);
+  if (!der.online) out.change = Change::kOnline;
+  der.online = true;
+  der.offline_cause = OfflineCause::kNone;
+  return out;
+}
+
+DerRegistry::Outcome DerRegistry::OnStatus(const derms::v1::DerStatus& status, int64_t now_ms) {
+  DerState& der = Get(status.der_id());
+  Outcome out;
+  // A will or status from an older session must not touch the current one.
+  if (status.bd_seq() < der.bd_seq) {
+    out.stale = true;
+    return out;
+  }
+  der.bd_seq = status.bd_seq();
+  if (status.online()) {
+    der.last_heard_ms = std::max(der.last_heard_ms, now_ms);
+    if (!der.online && der.has_birth) {
+      der.online = true;
+      der.offline_cause = OfflineCause::kNone;
+      out.change = Change::kOnline;
+    }
+  } else if (der.online) {
+    der.online = false;
+    der.offline_cause = OfflineCause::kStatus;
+    out.change = Change::kOffline;
+  }
+  return out;
+}
+
+DerRegistry::Outcome DerRegistry::OnTelemetry(const derms::v1::Telemetry& t, int64_t now_ms) {
+  DerState& der = Get(t.der_id());
+  Outcome out;
+  if (!der.has_birth && now_ms - der.rebirth_requested_ms >= options_.rebirth_min_interval_ms) {
+    der.rebirth_requested_ms = now_ms;
+    out.request_rebirth = true;
+  }
+  if (der.has_telemetry && t.seq() <= der.last.seq()) {
+    out.stale = true;  // redelivered or historical: stored, but not the newest state
+    return out;
+  }
+  der.last = t;
+  der.has_telemetry = true;
+  if (!t.is_historical()) der.last_heard_ms = now_ms;
+  // Silence made it offline; hearing it again brings it back. An explicit
+  // offline status waits for the next birth instead.
+  if (!der.online && der.offline_cause == OfflineCause::kSilence && der.has_birth &&
+      !t.is_historical()) {
+    der.online = true;
+    der.offline_cause = OfflineCause::kNone;
+    out.change = Change::kOnline;
+  }
+  return out;
+}
+
+bool DerRegistry::Silent(const DerState& der, int64_t now_ms) const {
+  int64_t interval_ms = der.telemetry_interval_ms();
+  if (interval_ms <= 0) interval_ms = options_.default_telemetry_interval_s * 1000;
+  return now_ms - der.last_heard_ms > options_.offline_after_intervals * interval_ms;
+}
+
+std::vector<std::string> DerRegistry::ExpireSilent(int64_t now_ms) {
+  std::vector<std::string> expired;
+  for (auto& [id, der] : ders_) {
+    if (der.online && Silent(der, now_ms)) {
+      der.online = false;
+      der.offline_cause = OfflineCause::kSilence;
+      expired.push_back(id);
+    }
+  }
+  return expired;
+}
+
+bool DerRegistry::IsActive(const DerState& der, int64_t now_ms) const {
+  return der.online && der.has_birth && der.has_telemetry && !der.faulted() &&
+         !Silent(der, now_ms);
+}
+
+std::vector<const DerState*> DerRegistry::AtSubstation(const std::string& substation_id) const {
+  std::vector<const DerState*> out;
+  auto it = by_substation_.find(substation_id);
+  if (it == by_substation_.end()) return out;
+  for (const auto& id : it->second) out.push_back(&ders_.at(id));
+  return out;
+}
+
+std::vector<std::string> DerRegistry::Substations() const {
+  std::vector<std::string> out;
+  for (const auto& [id, members] : by_substation_) {
+    if (!members.empty()) out.push_back(id);
+  }
+  return out;
+}
+
+size_t DerRegistry::online_count() const {
+  return std::count_if(ders_.begin(), ders_.end(), [](const auto& kv) { return kv.second.online; });
+}
+
+}  // namespace derms::registry

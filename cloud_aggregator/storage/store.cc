@@ -1,0 +1,349 @@
+#include "cloud_aggregator/storage/store.h"
+
+#include <filesystem>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <sqlite3.h>
+
+namespace derms::storage {
+namespace {
+
+constexpr const char* kSchema = R"sql(
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
+CREATE TABLE IF NOT EXISTS ders (
+  der_id TEXT PRIMARY KEY, der_type TEXT NOT NULL, substation_id TEXT NOT NULL,
+  feeder_id TEXT, provider_id TEXT, max_discharge_kw REAL, max_charge_kw REAL,
+  energy_capacity_kwh REAL, latitude REAL, longitude REAL, tags TEXT, model TEXT,
+  telemetry_interval_s INTEGER, bd_seq INTEGER NOT NULL, born_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS births (
+  der_id TEXT NOT NULL, bd_seq INTEGER NOT NULL, timestamp_ms INTEGER NOT NULL,
+  received_ms INTEGER NOT NULL, payload BLOB NOT NULL,
+  PRIMARY KEY (der_id, bd_seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS status_changes (
+  id INTEGER PRIMARY KEY, der_id TEXT NOT NULL, online INTEGER NOT NULL,
+  bd_seq INTEGER NOT NULL, cause TEXT NOT NULL, timestamp_ms INTEGER NOT NULL,
+  received_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS telemetry (
+  der_id TEXT NOT NULL, seq INTEGER NOT NULL, timestamp_ms INTEGER NOT NULL,
+  received_ms INTEGER NOT NULL, active_power_kw REAL NOT NULL, reactive_power_kvar REAL,
+  soc_pct REAL, voltage_v REAL, frequency_hz REAL, setpoint_kw REAL, run_time_s REAL,
+  available_discharge_kw REAL, available_charge_kw REAL, baseline_kw REAL,
+  command_id TEXT, alarms TEXT, is_historical INTEGER NOT NULL,
+  PRIMARY KEY (der_id, seq)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS telemetry_by_time ON telemetry (timestamp_ms);
+CREATE TABLE IF NOT EXISTS controls (
+  command_id TEXT PRIMARY KEY, der_id TEXT NOT NULL, run_id INTEGER NOT NULL,
+  issued_at_ms INTEGER NOT NULL, priority INTEGER NOT NULL, intervals INTEGER NOT NULL,
+  start_ms INTEGER NOT NULL, duration_s INTEGER NOT NULL, target_kw REAL NOT NULL,
+  payload BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS controls_by_run ON controls (run_id);
+CREATE TABLE IF NOT EXISTS responses (
+  id INTEGER PRIMARY KEY, command_id TEXT NOT NULL, der_id TEXT NOT NULL,
+  status TEXT NOT NULL, applied_kw REAL, reason TEXT, interval_index INTEGER,
+  timestamp_ms INTEGER NOT NULL, received_ms INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS responses_by_command ON responses (command_id);
+CREATE TABLE IF NOT EXISTS grid_status (
+  id INTEGER PRIMARY KEY, substation_id TEXT NOT NULL, timestamp_ms INTEGER NOT NULL,
+  received_ms INTEGER NOT NULL, frequency_hz REAL, voltage_pu REAL, load_kw REAL,
+  supply_kw REAL);
+CREATE TABLE IF NOT EXISTS dispatch_runs (
+  run_id INTEGER PRIMARY KEY, substation_id TEXT NOT NULL, trigger TEXT NOT NULL,
+  request_id TEXT, started_ms INTEGER NOT NULL, imbalance_kw REAL, uncontrolled_kw REAL,
+  needed_kw REAL, headroom_kw REAL, dispatched_kw REAL, residual_kw REAL,
+  ders_active INTEGER, controls_sent INTEGER);
+)sql";
+
+Status SqlError(sqlite3* db, const std::string& what) {
+  return Status::Error("storage_error", fmt::format("{}: {}", what, sqlite3_errmsg(db)));
+}
+
+// A prepared statement, finalized on destruction.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql) : db_(db) {
+    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt_, nullptr) != SQLITE_OK) {
+      spdlog::critical("storage: cannot prepare '{}': {}", sql, sqlite3_errmsg(db));
+      std::abort();  // a bug in our SQL, not bad input
+    }
+  }
+  ~Stmt() { sqlite3_finalize(stmt_); }
+  Stmt& Bind(int i, int64_t v) {
+    sqlite3_bind_int64(stmt_, i, v);
+    return *this;
+  }
+  Stmt& Bind(int i, double v) {
+    sqlite3_bind_double(stmt_, i, v);
+    return *this;
+  }
+  Stmt& Bind(int i, const std::string& v) {
+    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& BindBlob(int i, const std::string& v) {
+    sqlite3_bind_blob(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& BindNull(int i) {
+    sqlite3_bind_null(stmt_, i);
+    return *this;
+  }
+  // Runs the statement; returns rows changed, or -1 on error (logged).
+  int Run() {
+    int rc = sqlite3_step(stmt_);
+    int changed = rc == SQLITE_DONE ? sqlite3_changes(db_) : -1;
+    if (rc != SQLITE_DONE) spdlog::error("storage: {}", sqlite3_errmsg(db_));
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+    return changed;
+  }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+std::string Join(const google::protobuf::RepeatedPtrField<std::string>& items) {
+  std::string out;
+  for (const auto& s : items) out += (out.empty() ? "" : ",") + s;
+  return out;
+}
+
+}  // namespace
+
+struct Store::Statements {
+  explicit Statements(sqlite3* db)
+      : upsert_der(db,
+                   "INSERT INTO ders VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15) "
+                   "ON CONFLICT(der_id) DO UPDATE SET der_type=?2, substation_id=?3, "
+                   "feeder_id=?4, provider_id=?5, max_discharge_kw=?6, max_charge_kw=?7, "
+                   "energy_capacity_kwh=?8, latitude=?9, longitude=?10, tags=?11, model=?12, "
+                   "telemetry_interval_s=?13, bd_seq=?14, born_ms=?15 WHERE ?14 >= bd_seq"),
+        insert_birth(db, "INSERT OR IGNORE INTO births VALUES (?,?,?,?,?)"),
+        insert_status(db,
+                      "INSERT INTO status_changes (der_id, online, bd_seq, cause, timestamp_ms, "
+                      "received_ms) VALUES (?,?,?,?,?,?)"),
+        insert_telemetry(db,
+                         "INSERT OR IGNORE INTO telemetry VALUES "
+                         "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
+        insert_control(db, "INSERT OR IGNORE INTO controls VALUES (?,?,?,?,?,?,?,?,?,?)"),
+        insert_response(db,
+                        "INSERT INTO responses (command_id, der_id, status, applied_kw, reason, "
+                        "interval_index, timestamp_ms, received_ms) VALUES (?,?,?,?,?,?,?,?)"),
+        insert_grid(db,
+                    "INSERT INTO grid_status (substation_id, timestamp_ms, received_ms, "
+                    "frequency_hz, voltage_pu, load_kw, supply_kw) VALUES (?,?,?,?,?,?,?)"),
+        insert_run(db, "INSERT OR REPLACE INTO dispatch_runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"),
+        begin(db, "BEGIN"),
+        commit(db, "COMMIT") {}
+  Stmt upsert_der, insert_birth, insert_status, insert_telemetry, insert_control,
+      insert_response, insert_grid, insert_run, begin, commit;
+};
+
+StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
+  std::filesystem::path parent = std::filesystem::path(options.path).parent_path();
+  std::error_code ec;
+  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+  if (ec) {
+    return Status::Error("storage_error", fmt::format("database directory '{}': {}",
+                                                      parent.string(), ec.message()));
+  }
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(options.path.c_str(), &db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                      nullptr) != SQLITE_OK) {
+    Status s = SqlError(db, fmt::format("database '{}' cannot be opened", options.path));
+    sqlite3_close(db);
+    return s;
+  }
+  sqlite3_busy_timeout(db, 5000);
+  char* err = nullptr;
+  if (sqlite3_exec(db, kSchema, nullptr, nullptr, &err) != SQLITE_OK) {
+    Status s = Status::Error("storage_error", fmt::format("database '{}' schema: {}",
+                                                          options.path, err ? err : "?"));
+    sqlite3_free(err);
+    sqlite3_close(db);
+    return s;
+  }
+  auto store = std::unique_ptr<Store>(new Store(options, db));
+  return store;
+}
+
+Store::Store(const StoreOptions& options, sqlite3* db)
+    : options_(options), db_(db), queue_(options.queue_capacity) {
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v2(db_, "SELECT COALESCE(MAX(run_id), 0) FROM dispatch_runs", -1, &stmt,
+                         nullptr) == SQLITE_OK &&
+      sqlite3_step(stmt) == SQLITE_ROW) {
+    last_run_id_ = sqlite3_column_int64(stmt, 0);
+  }
+  sqlite3_finalize(stmt);
+  statements_ = std::make_unique<Statements>(db_);
+  writer_ = std::thread([this] { WriterLoop(); });
+}
+
+Store::~Store() {
+  queue_.Close();
+  if (writer_.joinable()) writer_.join();
+  statements_.reset();
+  sqlite3_close(db_);
+}
+
+void Store::Add(Record record) { queue_.Push(Item(std::move(record))); }
+
+void Store::Flush() {
+  auto done = std::make_shared<std::promise<void>>();
+  auto future = done->get_future();
+  if (!queue_.Push(Item(Barrier{done}))) return;  // closed: nothing more will be written
+  future.wait();
+}
+
+void Store::WriterLoop() {
+  std::vector<Item> batch;
+  std::vector<std::shared_ptr<std::promise<void>>> barriers;
+  while (true) {
+    auto first = queue_.PopFor(std::chrono::milliseconds(200));
+    if (!first) {
+      if (queue_.closed() && queue_.Size() == 0) return;
+      continue;
+    }
+    batch.clear();
+    barriers.clear();
+    batch.push_back(std::move(*first));
+    queue_.DrainTo(&batch, options_.batch_max - 1);
+    statements_->begin.Run();
+    for (const auto& item : batch) {
+      if (const auto* record = std::get_if<Record>(&item)) {
+        Write(*record);
+      } else {
+        barriers.push_back(std::get<Barrier>(item).done);
+      }
+    }
+    if (statements_->commit.Run() < 0) {
+      ++counters_.errors;
+    } else {
+      ++counters_.transactions;
+    }
+    for (const auto& b : barriers) b->set_value();
+  }
+}
+
+void Store::Write(const Record& record) {
+  Statements& st = *statements_;
+  int changed = 0;
+  if (const auto* r = std::get_if<BirthRecord>(&record)) {
+    const auto& b = r->birth;
+    st.upsert_der.Bind(1, b.der_id())
+        .Bind(2, derms::v1::DerType_Name(b.der_type()))
+        .Bind(3, b.substation_id())
+        .Bind(4, b.feeder_id())
+        .Bind(5, b.provider_id())
+        .Bind(6, b.max_discharge_kw())
+        .Bind(7, b.max_charge_kw())
+        .Bind(8, b.energy_capacity_kwh())
+        .Bind(9, b.latitude())
+        .Bind(10, b.longitude())
+        .Bind(11, Join(b.tags()))
+        .Bind(12, b.model())
+        .Bind(13, static_cast<int64_t>(b.telemetry_interval_s()))
+        .Bind(14, static_cast<int64_t>(b.bd_seq()))
+        .Bind(15, b.timestamp_ms())
+        .Run();
+    changed = st.insert_birth.Bind(1, b.der_id())
+                  .Bind(2, static_cast<int64_t>(b.bd_seq()))
+                  .Bind(3, b.timestamp_ms())
+                  .Bind(4, r->received_ms)
+                  .BindBlob(5, b.SerializeAsString())
+                  .Run();
+  } else if (const auto* r = std::get_if<StatusRecord>(&record)) {
+    changed = st.insert_status.Bind(1, r->der_id)
+                  .Bind(2, static_cast<int64_t>(r->online))
+                  .Bind(3, static_cast<int64_t>(r->bd_seq))
+                  .Bind(4, r->cause)
+                  .Bind(5, r->timestamp_ms)
+                  .Bind(6, r->received_ms)
+                  .Run();
+  } else if (const auto* r = std::get_if<TelemetryRecord>(&record)) {
+    const auto& t = r->telemetry;
+    std::string alarms;
+    for (const auto& a : t.alarms()) {
+      alarms += (alarms.empty() ? "" : ",") + a.code() + ":" + derms::v1::Severity_Name(a.severity());
+    }
+    st.insert_telemetry.Bind(1, t.der_id())
+        .Bind(2, static_cast<int64_t>(t.seq()))
+        .Bind(3, t.timestamp_ms())
+        .Bind(4, r->received_ms)
+        .Bind(5, t.active_power_kw())
+        .Bind(6, t.reactive_power_kvar());
+    if (t.has_soc_pct()) st.insert_telemetry.Bind(7, t.soc_pct()); else st.insert_telemetry.BindNull(7);
+    st.insert_telemetry.Bind(8, t.voltage_v()).Bind(9, t.frequency_hz());
+    if (t.has_setpoint_kw()) st.insert_telemetry.Bind(10, t.setpoint_kw()); else st.insert_telemetry.BindNull(10);
+    changed = st.insert_telemetry.Bind(11, t.run_time_s())
+                  .Bind(12, t.available_discharge_kw())
+                  .Bind(13, t.available_charge_kw())
+                  .Bind(14, t.baseline_kw())
+                  .Bind(15, t.command_id())
+                  .Bind(16, alarms)
+                  .Bind(17, static_cast<int64_t>(t.is_historical()))
+                  .Run();
+    if (changed == 0) ++counters_.duplicates;
+  } else if (const auto* r = std::get_if<ControlRecord>(&record)) {
+    const auto& c = r->control;
+    const auto& first = c.intervals(0);
+    changed = st.insert_control.Bind(1, c.command_id())
+                  .Bind(2, r->der_id)
+                  .Bind(3, r->run_id)
+                  .Bind(4, c.issued_at_ms())
+                  .Bind(5, static_cast<int64_t>(c.priority()))
+                  .Bind(6, static_cast<int64_t>(c.intervals_size()))
+                  .Bind(7, first.start_ms())
+                  .Bind(8, static_cast<int64_t>(first.duration_s()))
+                  .Bind(9, first.target_kw())
+                  .BindBlob(10, c.SerializeAsString())
+                  .Run();
+  } else if (const auto* r = std::get_if<ResponseRecord>(&record)) {
+    const auto& p = r->response;
+    changed = st.insert_response.Bind(1, p.command_id())
+                  .Bind(2, r->der_id)
+                  .Bind(3, derms::v1::ControlStatus_Name(p.status()))
+                  .Bind(4, p.applied_kw())
+                  .Bind(5, p.reason())
+                  .Bind(6, static_cast<int64_t>(p.interval_index()))
+                  .Bind(7, p.timestamp_ms())
+                  .Bind(8, r->received_ms)
+                  .Run();
+  } else if (const auto* r = std::get_if<GridStatusRecord>(&record)) {
+    const auto& g = r->grid;
+    changed = st.insert_grid.Bind(1, g.substation_id())
+                  .Bind(2, g.timestamp_ms())
+                  .Bind(3, r->received_ms)
+                  .Bind(4, g.frequency_hz())
+                  .Bind(5, g.voltage_pu())
+                  .Bind(6, g.load_kw())
+                  .Bind(7, g.supply_kw())
+                  .Run();
+  } else if (const auto* r = std::get_if<DispatchRunRecord>(&record)) {
+    changed = st.insert_run.Bind(1, r->run_id)
+                  .Bind(2, r->substation_id)
+                  .Bind(3, r->trigger)
+                  .Bind(4, r->request_id)
+                  .Bind(5, r->started_ms)
+                  .Bind(6, r->imbalance_kw)
+                  .Bind(7, r->uncontrolled_kw)
+                  .Bind(8, r->needed_kw)
+                  .Bind(9, r->headroom_kw)
+                  .Bind(10, r->dispatched_kw)
+                  .Bind(11, r->residual_kw)
+                  .Bind(12, static_cast<int64_t>(r->ders_active))
+                  .Bind(13, static_cast<int64_t>(r->controls_sent))
+                  .Run();
+  }
+  if (changed < 0) {
+    ++counters_.errors;
+  } else {
+    ++counters_.committed;
+  }
+}
+
+}  // namespace derms::storage

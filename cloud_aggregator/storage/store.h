@@ -1,0 +1,129 @@
+// The aggregator's SQLite history: every accepted birth, status change,
+// telemetry sample, control, response, grid status and dispatch run.
+// Writes are queued and committed in batches on the store's own writer
+// thread (WAL mode), so ingest never waits on the disk. Telemetry is keyed
+// by (der_id, seq): a redelivered sample is stored once.
+#ifndef DERMS_CLOUD_AGGREGATOR_STORAGE_STORE_H_
+#define DERMS_CLOUD_AGGREGATOR_STORAGE_STORE_H_
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <future>
+#include <memory>
+#include <string>
+#include <thread>
+#include <variant>
+
+#include "common/blocking_queue.h"
+#include "common/status.h"
+#include "derms/v1/derms.pb.h"
+
+struct sqlite3;
+
+namespace derms::storage {
+
+struct StoreOptions {
+  std::string path = "./var/derms.db";
+  // Most records in one transaction.
+  size_t batch_max = 5000;
+  // Queue bound: when the disk falls this far behind, producers wait.
+  size_t queue_capacity = 200000;
+};
+
+struct BirthRecord {
+  derms::v1::DerBirth birth;
+  int64_t received_ms;
+};
+struct StatusRecord {
+  std::string der_id;
+  bool online;
+  uint64_t bd_seq;
+  std::string cause;  // "status", "will", "birth", "silence", "telemetry"
+  int64_t timestamp_ms;
+  int64_t received_ms;
+};
+struct TelemetryRecord {
+  derms::v1::Telemetry telemetry;
+  int64_t received_ms;
+};
+struct ControlRecord {
+  derms::v1::Control control;
+  std::string der_id;
+  int64_t run_id;  // the dispatch run that sent it, 0 if none
+};
+struct ResponseRecord {
+  derms::v1::ControlResponse response;
+  std::string der_id;
+  int64_t received_ms;
+};
+struct GridStatusRecord {
+  derms::v1::GridStatus grid;
+  int64_t received_ms;
+};
+struct DispatchRunRecord {
+  int64_t run_id;
+  std::string substation_id;
+  std::string trigger;     // "grid_status" or "dispatch_request"
+  std::string request_id;  // for a dispatch request
+  int64_t started_ms;
+  double imbalance_kw;     // or the requested target
+  double uncontrolled_kw;
+  double needed_kw;
+  double headroom_kw;
+  double dispatched_kw;
+  double residual_kw;
+  uint32_t ders_active;
+  uint32_t controls_sent;
+};
+
+using Record = std::variant<BirthRecord, StatusRecord, TelemetryRecord, ControlRecord,
+                            ResponseRecord, GridStatusRecord, DispatchRunRecord>;
+
+struct StoreCounters {
+  std::atomic<uint64_t> committed{0};   // records written
+  std::atomic<uint64_t> duplicates{0};  // telemetry already stored (same der_id, seq)
+  std::atomic<uint64_t> transactions{0};
+  std::atomic<uint64_t> errors{0};
+};
+
+// Thread-safe: Add and Flush may be called from any thread.
+class Store {
+ public:
+  // Opens or creates the database and its schema; starts the writer thread.
+  static StatusOr<std::unique_ptr<Store>> Open(const StoreOptions& options);
+  // Commits everything queued, then closes.
+  ~Store();
+
+  // Queues a record; blocks only while the queue is full.
+  void Add(Record record);
+  // Returns once every record added before the call is committed.
+  void Flush();
+  // The largest dispatch run id stored (0 for a new database), read at open.
+  int64_t last_run_id() const { return last_run_id_; }
+  const StoreCounters& counters() const { return counters_; }
+  const std::string& path() const { return options_.path; }
+
+ private:
+  struct Barrier {
+    std::shared_ptr<std::promise<void>> done;
+  };
+  using Item = std::variant<Record, Barrier>;
+
+  Store(const StoreOptions& options, sqlite3* db);
+  void WriterLoop();
+  void Write(const Record& record);
+
+  const StoreOptions options_;
+  sqlite3* db_;  // used only by the writer thread after Open
+  int64_t last_run_id_ = 0;
+  StoreCounters counters_;
+  BlockingQueue<Item> queue_;
+  struct Statements;
+  std::unique_ptr<Statements> statements_;
+  std::thread writer_;
+};
+
+}  // namespace derms::storage
+
+#endif  // DERMS_CLOUD_AGGREGATOR_STORAGE_STORE_H_

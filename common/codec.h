@@ -1,0 +1,36 @@
+// Payload encoding of the wire contract. Device-facing topics carry protobuf
+// binary; operator-facing topics accept binary or protobuf's canonical JSON
+// (a payload whose first non-blank byte is '{' is JSON) and are published as
+// JSON with the contract's snake_case field names.
+#ifndef DERMS_COMMON_CODEC_H_
+#define DERMS_COMMON_CODEC_H_
+
+#include <string>
+#include <string_view>
+
+#include <google/protobuf/message.h>
+
+#include "common/status.h"
+
+namespace derms::codec {
+
+// True when the first non-blank byte of `payload` is '{'.
+bool LooksLikeJson(std::string_view payload);
+
+// Parses protobuf binary into `out` (cleared first). Error "decode_error"
+// names `what` (e.g. "telemetry from der 'bat-1'").
+Status ParseBinary(std::string_view payload, std::string_view what,
+                   google::protobuf::Message* out);
+// Parses canonical JSON (unknown fields rejected) into `out`.
+Status ParseJson(std::string_view payload, std::string_view what, google::protobuf::Message* out);
+// JSON when LooksLikeJson, otherwise binary: for operator-facing topics.
+Status ParseOperator(std::string_view payload, std::string_view what,
+                     google::protobuf::Message* out);
+
+// One-line canonical JSON with snake_case names and zero values printed.
+std::string ToJson(const google::protobuf::Message& msg);
+std::string ToBinary(const google::protobuf::Message& msg);
+
+}  // namespace derms::codec
+
+#endif  // DERMS_COMMON_CODEC_H_

@@ -1,0 +1,103 @@
+#include "common/config.h"
+
+#include <fmt/format.h>
+
+namespace derms::config {
+namespace {
+
+Status WrongType(std::string_view source, std::string_view key, std::string_view want) {
+  return Status::Error("config_error", fmt::format("{}: {} must be {}", source, key, want));
+}
+
+template <typename T>
+Status GetScalar(const toml::table& t, std::string_view source, std::string_view key, T* out,
+                 std::string_view want) {
+  toml::node_view<const toml::node> node = t.at_path(key);
+  if (!node) return Status::Ok();
+  auto v = node.value<T>();
+  if (!v) return WrongType(source, key, want);
+  *out = *v;
+  return Status::Ok();
+}
+
+void CollectKeys(const toml::table& t, const std::string& prefix, std::vector<std::string>* out) {
+  for (const auto& [k, v] : t) {
+    std::string path = prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
+    if (const toml::table* sub = v.as_table()) {
+      CollectKeys(*sub, path, out);
+    } else {
+      out->push_back(path);
+    }
+  }
+}
+
+}  // namespace
+
+StatusOr<toml::table> ParseFile(const std::string& path) {
+  try {
+    return toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    return Status::Error("config_error",
+                         fmt::format("{}:{}:{}: {}", path, e.source().begin.line,
+                                     e.source().begin.column, e.description()));
+  }
+}
+
+Status Get(const toml::table& t, std::string_view source, std::string_view key, double* out) {
+  toml::node_view<const toml::node> node = t.at_path(key);
+  if (!node) return Status::Ok();
+  if (auto i = node.value_exact<int64_t>()) {
+    *out = static_cast<double>(*i);
+    return Status::Ok();
+  }
+  return GetScalar<double>(t, source, key, out, "a number");
+}
+Status Get(const toml::table& t, std::string_view source, std::string_view key, int64_t* out) {
+  toml::node_view<const toml::node> node = t.at_path(key);
+  if (!node) return Status::Ok();
+  auto v = node.value_exact<int64_t>();
+  if (!v) return WrongType(source, key, "an integer");
+  *out = *v;
+  return Status::Ok();
+}
+Status Get(const toml::table& t, std::string_view source, std::string_view key, bool* out) {
+  return GetScalar<bool>(t, source, key, out, "true or false");
+}
+Status Get(const toml::table& t, std::string_view source, std::string_view key,
+           std::string* out) {
+  toml::node_view<const toml::node> node = t.at_path(key);
+  if (!node) return Status::Ok();
+  auto v = node.value_exact<std::string>();
+  if (!v) return WrongType(source, key, "a string");
+  *out = *v;
+  return Status::Ok();
+}
+Status Get(const toml::table& t, std::string_view source, std::string_view key,
+           std::vector<std::string>* out) {
+  toml::node_view<const toml::node> node = t.at_path(key);
+  if (!node) return Status::Ok();
+  const toml::array* arr = node.as_array();
+  if (!arr) return WrongType(source, key, "an array of strings");
+  std::vector<std::string> values;
+  for (const auto& item : *arr) {
+    auto s = item.value_exact<std::string>();
+    if (!s) return WrongType(source, key, "an array of strings");
+    values.push_back(*s);
+  }
+  *out = std::move(values);
+  return Status::Ok();
+}
+
+Status CheckKnownKeys(const toml::table& t, std::string_view source,
+                      const std::set<std::string>& known) {
+  std::vector<std::string> keys;
+  CollectKeys(t, "", &keys);
+  for (const auto& k : keys) {
+    if (!known.count(k)) {
+      return Status::Error("config_error", fmt::format("{}: unknown key '{}'", source, k));
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace derms::config

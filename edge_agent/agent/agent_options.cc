@@ -1,0 +1,135 @@
+#include "edge_agent/agent/agent_options.h"
+
+#include <cctype>
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "common/config.h"
+#include "common/topics.h"
+
+namespace derms::edge {
+namespace {
+
+Status Invalid(std::string message) { return Status::Error("invalid_value", std::move(message)); }
+
+Status CheckKw(std::string_view field, double v) {
+  if (!std::isfinite(v) || v < 0) return Invalid(fmt::format("{} {} must be a number >= 0", field, v));
+  return Status::Ok();
+}
+
+}  // namespace
+
+StatusOr<derms::v1::DerType> ParseDerType(std::string_view name) {
+  std::string upper;
+  for (char c : name) upper.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
+  derms::v1::DerType type;
+  if (upper != "DER_TYPE_UNSPECIFIED" && derms::v1::DerType_Parse(upper, &type)) return type;
+  return Invalid(fmt::format(
+      "type '{}' is not one of BATTERY, PV, EV_CHARGER, FLEXIBLE_LOAD, WIND, GENERATOR", name));
+}
+
+Status AgentOptions::Validate() const {
+  for (auto [field, value] : {std::pair<const char*, const std::string*>{"der_id", &der_id},
+                              {"substation_id", &substation_id}}) {
+    Status s = topics::ValidateId(field, *value);
+    if (!s.ok()) return Invalid(s.message());
+  }
+  for (auto [field, value] : {std::pair<const char*, const std::string*>{"feeder_id", &feeder_id},
+                              {"provider_id", &provider_id}}) {
+    if (value->empty()) continue;
+    Status s = topics::ValidateId(field, *value);
+    if (!s.ok()) return Invalid(s.message());
+  }
+  if (broker_uri.empty()) return Invalid("broker must not be empty");
+  if (nameplate.type == derms::v1::DER_TYPE_UNSPECIFIED) return Invalid("type is required");
+  for (auto [field, v] : {std::pair<const char*, double>{"max_discharge_kw", nameplate.max_discharge_kw},
+                          {"max_charge_kw", nameplate.max_charge_kw},
+                          {"energy_capacity_kwh", nameplate.energy_capacity_kwh}}) {
+    Status s = CheckKw(field, v);
+    if (!s.ok()) return s;
+  }
+  if (nameplate.max_discharge_kw == 0 && nameplate.max_charge_kw == 0) {
+    return Invalid("max_discharge_kw and max_charge_kw are both 0: the DER can do nothing");
+  }
+  if (!(nameplate.latitude >= -90 && nameplate.latitude <= 90)) {
+    return Invalid(fmt::format("latitude {} outside [-90, 90]", nameplate.latitude));
+  }
+  if (!(nameplate.longitude >= -180 && nameplate.longitude <= 180)) {
+    return Invalid(fmt::format("longitude {} outside [-180, 180]", nameplate.longitude));
+  }
+  if (telemetry_interval_s < 1 || telemetry_interval_s > 86400) {
+    return Invalid(fmt::format("telemetry_interval_s {} outside [1, 86400]", telemetry_interval_s));
+  }
+  if (telemetry_qos != 0 && telemetry_qos != 1) {
+    return Invalid(fmt::format("telemetry_qos {} must be 0 or 1", telemetry_qos));
+  }
+  if (default_mode != "natural" && default_mode != "fixed") {
+    return Invalid(fmt::format("default.mode '{}' must be natural or fixed", default_mode));
+  }
+  if (!std::isfinite(default_setpoint_kw)) return Invalid("default.setpoint_kw must be finite");
+  if (offline_buffer < 0 || offline_buffer > 1000000) {
+    return Invalid(fmt::format("offline_buffer {} outside [0, 1000000]", offline_buffer));
+  }
+  if (reconnect_min_ms < 10 || reconnect_max_ms < reconnect_min_ms) {
+    return Invalid("reconnect_min_ms must be >= 10 and <= reconnect_max_ms");
+  }
+  for (const auto& tag : tags) {
+    if (tag.empty() || tag.size() > 64) return Invalid(fmt::format("tag '{}' must be 1 to 64 characters", tag));
+  }
+  return Status::Ok();
+}
+
+Status LoadAgentOptions(const std::string& path, AgentOptions* o) {
+  auto parsed = config::ParseFile(path);
+  if (!parsed.ok()) return parsed.status();
+  const toml::table& t = *parsed;
+  Status s = config::CheckKnownKeys(
+      t, path,
+      {"broker", "der_id", "type", "telemetry_interval_s", "telemetry_qos", "state_dir",
+       "offline_buffer", "reconnect_min_ms", "reconnect_max_ms", "nameplate.max_discharge_kw",
+       "nameplate.max_charge_kw", "nameplate.energy_capacity_kwh", "nameplate.substation_id",
+       "nameplate.feeder_id", "nameplate.provider_id", "nameplate.latitude",
+       "nameplate.longitude", "nameplate.tags", "nameplate.model", "default.mode",
+       "default.setpoint_kw", "credentials.username", "credentials.password"});
+  if (!s.ok()) return s;
+  std::string type;
+  Status results[] = {
+      config::Get(t, path, "broker", &o->broker_uri),
+      config::Get(t, path, "der_id", &o->der_id),
+      config::Get(t, path, "type", &type),
+      config::Get(t, path, "telemetry_interval_s", &o->telemetry_interval_s),
+      config::Get(t, path, "telemetry_qos", &o->telemetry_qos),
+      config::Get(t, path, "state_dir", &o->state_dir),
+      config::Get(t, path, "offline_buffer", &o->offline_buffer),
+      config::Get(t, path, "reconnect_min_ms", &o->reconnect_min_ms),
+      config::Get(t, path, "reconnect_max_ms", &o->reconnect_max_ms),
+      config::Get(t, path, "nameplate.max_discharge_kw", &o->nameplate.max_discharge_kw),
+      config::Get(t, path, "nameplate.max_charge_kw", &o->nameplate.max_charge_kw),
+      config::Get(t, path, "nameplate.energy_capacity_kwh", &o->nameplate.energy_capacity_kwh),
+      config::Get(t, path, "nameplate.substation_id", &o->substation_id),
+      config::Get(t, path, "nameplate.feeder_id", &o->feeder_id),
+      config::Get(t, path, "nameplate.provider_id", &o->provider_id),
+      config::Get(t, path, "nameplate.latitude", &o->nameplate.latitude),
+      config::Get(t, path, "nameplate.longitude", &o->nameplate.longitude),
+      config::Get(t, path, "nameplate.tags", &o->tags),
+      config::Get(t, path, "nameplate.model", &o->model),
+      config::Get(t, path, "default.mode", &o->default_mode),
+      config::Get(t, path, "default.setpoint_kw", &o->default_setpoint_kw),
+      config::Get(t, path, "credentials.username", &o->username),
+      config::Get(t, path, "credentials.password", &o->password),
+  };
+  for (const auto& r : results) {
+    if (!r.ok()) return r;
+  }
+  if (!type.empty()) {
+    auto parsed_type = ParseDerType(type);
+    if (!parsed_type.ok()) {
+      return Status::Error("config_error", fmt::format("{}: {}", path, parsed_type.status().message()));
+    }
+    o->nameplate.type = *parsed_type;
+  }
+  return Status::Ok();
+}
+
+}  // namespace derms::edge

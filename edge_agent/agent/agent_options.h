@@ -1,0 +1,59 @@
+// Everything one edge agent is configured with. The TOML file documents the
+// same fields (edge_agent/edge-agent.example.toml); flags override the file.
+#ifndef DERMS_EDGE_AGENT_AGENT_AGENT_OPTIONS_H_
+#define DERMS_EDGE_AGENT_AGENT_AGENT_OPTIONS_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "edge_agent/devices/device.h"
+
+namespace derms::edge {
+
+struct AgentOptions {
+  // MQTT broker, e.g. tcp://127.0.0.1:1883.
+  std::string broker_uri = "tcp://127.0.0.1:1883";
+  // This DER's identifier: [A-Za-z0-9_-]{1,64}.
+  std::string der_id;
+  // Ratings and location announced in the birth.
+  Nameplate nameplate;
+  std::string substation_id;  // required: which substation the DER is dispatched under
+  std::string feeder_id;      // optional
+  std::string provider_id;    // optional: the aggregator or vendor that owns it
+  std::vector<std::string> tags;
+  std::string model;  // free text: vendor, model, firmware
+  // Seconds between telemetry messages (simulated seconds when time runs fast).
+  // 300 by default, as real-time markets settle every 5 minutes; 1 or more.
+  int64_t telemetry_interval_s = 300;
+  // QoS of telemetry: 0 (fire and forget) or 1 (acknowledged).
+  int64_t telemetry_qos = 1;
+  // With no control in force: "natural" lets the device do what it does on
+  // its own (PV produces, batteries idle); "fixed" holds default_setpoint_kw.
+  std::string default_mode = "natural";
+  double default_setpoint_kw = 0;
+  // MQTT credentials; empty for an anonymous broker.
+  std::string username;
+  std::string password;
+  // Where bd_seq and the telemetry sequence survive restarts.
+  std::string state_dir = "./var/edge-state";
+  // Telemetry kept while the broker is unreachable, sent later as historical.
+  int64_t offline_buffer = 1000;
+  // Reconnect backoff bounds, wall-clock milliseconds (doubles with jitter).
+  int64_t reconnect_min_ms = 500;
+  int64_t reconnect_max_ms = 30000;
+
+  // Ok, or "invalid_value" naming the field and the rule.
+  Status Validate() const;
+};
+
+// Reads `path` (TOML) into `options`, keeping defaults for absent keys.
+Status LoadAgentOptions(const std::string& path, AgentOptions* options);
+
+// "BATTERY" -> BATTERY, also lower case and "ev_charger"; error names the value.
+StatusOr<derms::v1::DerType> ParseDerType(std::string_view name);
+
+}  // namespace derms::edge
+
+#endif  // DERMS_EDGE_AGENT_AGENT_AGENT_OPTIONS_H_

@@ -1,0 +1,91 @@
+// One DER's agent: the session of ../shared/CONTRACT.md (bd_seq, will, birth,
+// status, rebirth), telemetry, and controls applied through ControlEngine to
+// a Device. Non-blocking: Tick() does a slice of work and returns, so one
+// thread can drive one agent (derms-edge-agent) or thousands (derms-fleet).
+#ifndef DERMS_EDGE_AGENT_AGENT_EDGE_AGENT_H_
+#define DERMS_EDGE_AGENT_AGENT_EDGE_AGENT_H_
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "common/mqtt_client.h"
+#include "common/session.h"
+#include "edge_agent/agent/agent_options.h"
+#include "edge_agent/agent/state_store.h"
+#include "edge_agent/control/control_engine.h"
+#include "edge_agent/devices/device.h"
+
+namespace derms::edge {
+
+// Counters for tests and the fleet's progress line. Read from any thread.
+struct AgentCounters {
+  std::atomic<uint64_t> connects{0};
+  std::atomic<uint64_t> telemetry_sent{0};
+  std::atomic<uint64_t> telemetry_buffered{0};
+  std::atomic<uint64_t> telemetry_dropped{0};  // buffer full while offline
+  std::atomic<uint64_t> controls_received{0};
+  std::atomic<uint64_t> responses_sent{0};
+  std::atomic<uint64_t> bad_messages{0};
+};
+
+class EdgeAgent {
+ public:
+  // REQUIRES: options.Validate().ok(); `device` matches options.nameplate.
+  static StatusOr<std::unique_ptr<EdgeAgent>> Create(const AgentOptions& options,
+                                                     std::unique_ptr<Device> device);
+  ~EdgeAgent();
+
+  // Advances the agent to simulated time `now_ms`. Call from one thread only,
+  // often (every 10-100 ms of wall time).
+  void Tick(int64_t now_ms);
+  // Publishes an offline status and disconnects cleanly (no will).
+  void Shutdown(int64_t now_ms);
+
+  bool online() const { return session_.online(); }
+  const AgentCounters& counters() const { return counters_; }
+  const std::string& der_id() const { return options_.der_id; }
+  uint64_t bd_seq() const { return state_store_.bd_seq(); }
+
+ private:
+  EdgeAgent(const AgentOptions& options, std::unique_ptr<Device> device, StateStore store,
+            std::unique_ptr<mqtt::Client> client);
+  Status PrepareConnect(int64_t now_ms, mqtt::ConnectOptions* connect);
+  void GoOnline(int64_t now_ms);
+  void HandleInbox(int64_t now_ms);
+  void HandleControl(const mqtt::Message& m, int64_t now_ms);
+  void HandleCommand(const mqtt::Message& m, int64_t now_ms);
+  void Respond(const ControlEngine::Responses& responses);
+  void SendTelemetry(int64_t now_ms);
+  void FlushBuffers();
+  bool Send(const std::string& topic, const std::string& payload, int qos, bool retained);
+  std::optional<double> SetpointNow() const;
+  derms::v1::DerStatus StatusMessage(bool online, int64_t now_ms) const;
+
+  const AgentOptions options_;
+  std::unique_ptr<Device> device_;
+  StateStore state_store_;
+  std::unique_ptr<mqtt::Client> client_;
+  ControlEngine engine_;
+  AgentCounters counters_;
+
+  mqtt::Session session_;
+  int64_t next_telemetry_ms_ = 0;
+
+  // Filled on Paho's callback thread, drained by Tick.
+  std::mutex inbox_mutex_;
+  std::vector<mqtt::Message> inbox_;  // GUARDED_BY(inbox_mutex_)
+
+  // Kept while offline, sent after the next birth.
+  std::deque<derms::v1::Telemetry> telemetry_buffer_;
+  std::deque<derms::v1::ControlResponse> response_buffer_;
+};
+
+}  // namespace derms::edge
+
+#endif  // DERMS_EDGE_AGENT_AGENT_EDGE_AGENT_H_

@@ -1,0 +1,102 @@
+// derms-edge-agent: runs on a DER's controller. Publishes birth, status and
+// telemetry; applies controls within the device's limits; answers each one.
+// This build drives the simulated devices; a vendor plugs a real controller in
+// behind edge::Device.
+
+#include <atomic>
+#include <functional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "common/cli_overrides.h"
+#include "common/clock.h"
+#include "common/logging.h"
+#include "common/signals.h"
+#include "edge_agent/agent/edge_agent.h"
+#include "edge_agent/agent/runner.h"
+#include "edge_agent/devices/simulated.h"
+
+int main(int argc, char** argv) {
+  using derms::edge::AgentOptions;
+  CLI::App app{
+      "derms-edge-agent: the DERMS edge agent for one DER (simulated device in this build).\n"
+      "Settings come from --config FILE (TOML, see edge_agent/edge-agent.example.toml);\n"
+      "flags override the file."};
+  AgentOptions options;
+  std::string config_path;
+  std::string type_name;
+  std::string log_level = "info";
+  derms::ClockFlags clock_flags;
+  app.add_option("--config", config_path, "TOML configuration file")->check(CLI::ExistingFile);
+  derms::CliOverrides o(&app);
+  o.Add("--broker", &options.broker_uri, "MQTT broker URI, e.g. tcp://127.0.0.1:1883");
+  o.Add("--der-id", &options.der_id, "this DER's id, [A-Za-z0-9_-]{1,64}");
+  app.add_option("--type", type_name,
+                 "BATTERY, PV, EV_CHARGER, FLEXIBLE_LOAD, WIND or GENERATOR");
+  o.Add("--substation", &options.substation_id, "substation the DER is dispatched under");
+  o.Add("--feeder", &options.feeder_id, "feeder id (optional)");
+  o.Add("--provider", &options.provider_id, "provider id (optional)");
+  o.Add("--tag", &options.tags, "a tag for grouping (repeatable)");
+  o.Add("--max-discharge-kw", &options.nameplate.max_discharge_kw, "most export, kW (>= 0)");
+  o.Add("--max-charge-kw", &options.nameplate.max_charge_kw, "most import, kW (>= 0)");
+  o.Add("--capacity-kwh", &options.nameplate.energy_capacity_kwh, "energy capacity, kWh");
+  o.Add("--latitude", &options.nameplate.latitude, "degrees, [-90, 90]");
+  o.Add("--longitude", &options.nameplate.longitude, "degrees, [-180, 180] (sets solar time)");
+  o.Add("--telemetry-interval-s", &options.telemetry_interval_s,
+        "seconds between telemetry messages, default 300, 1 or more");
+  o.Add("--telemetry-qos", &options.telemetry_qos, "telemetry QoS, 0 or 1 (default 1)");
+  o.Add("--default-mode", &options.default_mode,
+        "with no control: natural (device's own behaviour) or fixed");
+  o.Add("--default-setpoint-kw", &options.default_setpoint_kw, "setpoint held in fixed mode");
+  o.Add("--username", &options.username, "MQTT user name");
+  o.Add("--password", &options.password, "MQTT password");
+  o.Add("--state-dir", &options.state_dir, "where bd_seq and seq survive restarts");
+  o.Add("--offline-buffer", &options.offline_buffer,
+        "telemetry messages kept while offline (sent later as historical)");
+  clock_flags.AddTo(&app);
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
+  CLI11_PARSE(app, argc, argv);
+
+  derms::Status s = derms::logging::Init("edge", log_level);
+  if (!s.ok()) {
+    fmt::print(stderr, "{}\n", s.message());
+    return 2;
+  }
+  if (!config_path.empty()) {
+    s = derms::edge::LoadAgentOptions(config_path, &options);
+    if (!s.ok()) {
+      spdlog::error("{}", s.message());
+      return 2;
+    }
+  }
+  o.Apply();
+  if (!type_name.empty()) {
+    auto type = derms::edge::ParseDerType(type_name);
+    if (!type.ok()) {
+      spdlog::error("--type: {}", type.status().message());
+      return 2;
+    }
+    options.nameplate.type = *type;
+  }
+  s = options.Validate();
+  if (!s.ok()) {
+    spdlog::error("configuration: {}", s.message());
+    return 2;
+  }
+  derms::Clock clock = clock_flags.Make();
+  auto device = derms::edge::MakeSimulatedDevice(
+      options.nameplate, std::hash<std::string>{}(options.der_id), clock.NowMs());
+  auto agent = derms::edge::EdgeAgent::Create(options, std::move(device));
+  if (!agent.ok()) {
+    spdlog::error("{}", agent.status().message());
+    return 1;
+  }
+  std::vector<std::unique_ptr<derms::edge::EdgeAgent>> agents;
+  agents.push_back(std::move(agent).value());
+  spdlog::info("der '{}' starting: broker {}, telemetry every {} s", options.der_id,
+               options.broker_uri, options.telemetry_interval_s);
+  derms::edge::RunAgents(agents, clock, derms::InstallStopSignals());
+  return 0;
+}

@@ -1,0 +1,247 @@
+// dermsctl: the operator's command line. Publishes grid status, dispatch
+// requests and controls, and watches any derms/v1 topic as one JSON line per
+// message.
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <iostream>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "common/blocking_queue.h"
+#include "common/clock.h"
+#include "common/codec.h"
+#include "common/messages.h"
+#include "common/mqtt_client.h"
+#include "common/signals.h"
+#include "common/topics.h"
+#include "derms/v1/derms.pb.h"
+
+namespace {
+
+using derms::Status;
+namespace mqtt = derms::mqtt;
+namespace topics = derms::topics;
+using std::chrono::milliseconds;
+
+struct Common {
+  std::string broker = "tcp://127.0.0.1:1883";
+  std::string username, password;
+  double wait_s = 5;
+};
+
+int Fail(const std::string& message) {
+  fmt::print(stderr, "dermsctl: {}\n", message);
+  return 1;
+}
+
+// Connects a fresh, clean session; messages arrive on `inbox`.
+derms::StatusOr<std::unique_ptr<mqtt::Client>> Connect(const Common& c,
+                                                       derms::BlockingQueue<mqtt::Message>* inbox) {
+  auto client = mqtt::Client::Create(c.broker, fmt::format("dermsctl-{}", ::getpid()));
+  if (!client.ok()) return client.status();
+  if (inbox) (*client)->SetMessageHandler([inbox](mqtt::Message m) { inbox->Push(std::move(m)); });
+  mqtt::ConnectOptions options;
+  options.username = c.username;
+  options.password = c.password;
+  Status s = (*client)->Connect(options, milliseconds(5000));
+  if (!s.ok()) return s;
+  return client;
+}
+
+// Renders one message as {"topic": ..., "message": {...}} (or "error").
+std::string Describe(const mqtt::Message& m) {
+  auto parsed = topics::Parse(m.topic);
+  std::string topic_json = fmt::format("\"{}\"", m.topic);
+  if (!parsed.ok()) {
+    return fmt::format("{{\"topic\":{},\"error\":\"{}\"}}", topic_json, parsed.status().message());
+  }
+  auto msg = derms::NewMessageFor(parsed->kind);
+  if (!msg) {
+    // No schema yet for this topic: show the payload if it is JSON already.
+    if (derms::codec::LooksLikeJson(m.payload)) {
+      return fmt::format("{{\"topic\":{},\"message\":{}}}", topic_json, m.payload);
+    }
+    return fmt::format("{{\"topic\":{},\"bytes\":{}}}", topic_json, m.payload.size());
+  }
+  Status s = derms::IsDeviceTopic(parsed->kind)
+                 ? derms::codec::ParseBinary(m.payload, m.topic, msg.get())
+                 : derms::codec::ParseOperator(m.payload, m.topic, msg.get());
+  if (m.payload.empty()) return fmt::format("{{\"topic\":{},\"cleared\":true}}", topic_json);
+  if (!s.ok()) {
+    std::string escaped;
+    for (char ch : s.message()) escaped += (ch == '"' || ch == '\\') ? std::string("\\") + ch : std::string(1, ch);
+    return fmt::format("{{\"topic\":{},\"error\":\"{}\"}}", topic_json, escaped);
+  }
+  return fmt::format("{{\"topic\":{},\"retained\":{},\"message\":{}}}", topic_json,
+                     m.retained ? "true" : "false", derms::codec::ToJson(*msg));
+}
+
+int Watch(const Common& c, std::string filter, int count, const std::atomic<bool>& stop) {
+  if (filter.rfind("derms/", 0) != 0) filter = topics::Filter(filter);
+  derms::BlockingQueue<mqtt::Message> inbox;
+  auto client = Connect(c, &inbox);
+  if (!client.ok()) return Fail(client.status().message());
+  Status s = (*client)->Subscribe({filter}, 1, milliseconds(5000));
+  if (!s.ok()) return Fail(s.message());
+  int seen = 0;
+  auto deadline = std::chrono::steady_clock::now() +
+                  std::chrono::milliseconds(static_cast<int64_t>(c.wait_s * 1000));
+  while (!stop && (count <= 0 || seen < count)) {
+    if (c.wait_s > 0 && std::chrono::steady_clock::now() >= deadline) break;
+    auto m = inbox.PopFor(milliseconds(100));
+    if (!m) continue;
+    std::cout << Describe(*m) << std::endl;
+    ++seen;
+  }
+  (*client)->Disconnect();
+  return 0;
+}
+
+// Publishes `payload` on `topic`; with an answer filter, prints the messages
+// arriving there for --wait seconds, or until `is_final` says one is the last.
+int Request(const Common& c, const std::string& topic, const std::string& payload,
+            const std::string& answer_filter,
+            const std::function<bool(const mqtt::Message&)>& is_final) {
+  derms::BlockingQueue<mqtt::Message> inbox;
+  auto client = Connect(c, &inbox);
+  if (!client.ok()) return Fail(client.status().message());
+  if (!answer_filter.empty()) {
+    Status s = (*client)->Subscribe({answer_filter}, 1, milliseconds(5000));
+    if (!s.ok()) return Fail(s.message());
+  }
+  mqtt::Message m{topic, payload, 1, false, {}, {}};
+  Status s = (*client)->PublishAndWait(m, milliseconds(5000));
+  if (!s.ok()) return Fail(s.message());
+  fmt::print("published {}\n", topic);
+  if (answer_filter.empty() || c.wait_s <= 0) return 0;
+  auto deadline = std::chrono::steady_clock::now() +
+                  milliseconds(static_cast<int64_t>(c.wait_s * 1000));
+  int answers = 0;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto a = inbox.PopFor(milliseconds(100));
+    if (!a) continue;
+    std::cout << Describe(*a) << std::endl;
+    ++answers;
+    if (is_final && is_final(*a)) break;
+  }
+  (*client)->Disconnect();
+  if (answers == 0) return Fail(fmt::format("no answer on '{}' within {} s", answer_filter, c.wait_s));
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"dermsctl: publish grid status, dispatch requests and controls; watch topics."};
+  app.require_subcommand(1);
+  Common c;
+  app.add_option("--broker", c.broker, "MQTT broker URI (default tcp://127.0.0.1:1883)");
+  app.add_option("--username", c.username, "MQTT user name");
+  app.add_option("--password", c.password, "MQTT password");
+
+  auto* grid = app.add_subcommand("grid", "publish GridStatus on grid/{substation}/status");
+  derms::v1::GridStatus g;
+  std::string substation;
+  double load_kw = 0, supply_kw = 0, frequency_hz = 60, voltage_pu = 1;
+  grid->add_option("--substation", substation, "substation id")->required();
+  grid->add_option("--load-kw", load_kw, "demand to be served, kW")->required();
+  grid->add_option("--supply-kw", supply_kw, "supply available without DERs, kW")->required();
+  grid->add_option("--frequency-hz", frequency_hz, "default 60");
+  grid->add_option("--voltage-pu", voltage_pu, "default 1.0");
+
+  auto* dispatch = app.add_subcommand("dispatch", "send a DispatchRequest to vder/{id}/dispatch "
+                                                  "and print the DispatchResult");
+  std::string vder_id, request_id;
+  double target_kw = 0;
+  int64_t start_ms = 0;
+  int64_t duration_s = 300;
+  dispatch->add_option("--vder", vder_id, "virtual DER id (a substation id in this version)")
+      ->required();
+  dispatch->add_option("--target-kw", target_kw, "total output wanted, kW (+ export)")->required();
+  dispatch->add_option("--duration-s", duration_s, "default 300")->check(CLI::PositiveNumber);
+  dispatch->add_option("--start-ms", start_ms, "0 = now");
+  dispatch->add_option("--request-id", request_id, "default: generated");
+  dispatch->add_option("--wait", c.wait_s, "seconds to wait for the result (default 5)");
+
+  auto* control = app.add_subcommand("control", "send a Control to der/{id}/control and print "
+                                                "the responses");
+  std::string der_id, command_id;
+  int priority = 0;
+  control->add_option("--der", der_id, "DER id")->required();
+  control->add_option("--target-kw", target_kw, "setpoint, kW (+ export, - import)")->required();
+  control->add_option("--duration-s", duration_s, "default 300")->check(CLI::PositiveNumber);
+  control->add_option("--start-ms", start_ms, "0 = on receipt");
+  control->add_option("--command-id", command_id, "default: generated");
+  control->add_option("--priority", priority, "default 0");
+  control->add_option("--wait", c.wait_s, "seconds to print responses for (default 5)");
+
+  auto* watch = app.add_subcommand("watch", "print every message under FILTER as a JSON line");
+  std::string filter = "#";
+  int count = 0;
+  watch->add_option("filter", filter, "topic filter, relative to derms/v1/ (default #)");
+  watch->add_option("--count", count, "stop after this many messages");
+  watch->add_option("--timeout", c.wait_s, "stop after this many seconds (0: never)");
+  c.wait_s = 5;
+  CLI11_PARSE(app, argc, argv);
+
+  std::atomic<bool>& stop = derms::InstallStopSignals();
+  int64_t now = derms::WallNowMs();
+  auto check_id = [](const char* what, const std::string& id) {
+    Status s = topics::ValidateId(what, id);
+    if (!s.ok()) {
+      fmt::print(stderr, "dermsctl: {}\n", s.message());
+      std::exit(2);
+    }
+  };
+  if (*grid) {
+    check_id("--substation", substation);
+    g.set_substation_id(substation);
+    g.set_timestamp_ms(now);
+    g.set_load_kw(load_kw);
+    g.set_supply_kw(supply_kw);
+    g.set_frequency_hz(frequency_hz);
+    g.set_voltage_pu(voltage_pu);
+    return Request(c, topics::GridStatus(substation), derms::codec::ToJson(g), "", nullptr);
+  }
+  if (*dispatch) {
+    check_id("--vder", vder_id);
+    derms::v1::DispatchRequest r;
+    r.set_request_id(request_id.empty() ? fmt::format("req-{}", now) : request_id);
+    r.set_target_kw(target_kw);
+    r.set_start_ms(start_ms);
+    r.set_duration_s(static_cast<uint32_t>(duration_s));
+    return Request(c, topics::VderDispatch(vder_id), derms::codec::ToJson(r),
+                   topics::VderDispatchResult(vder_id), [&](const derms::mqtt::Message& a) {
+                     derms::v1::DispatchResult result;
+                     return derms::codec::ParseOperator(a.payload, a.topic, &result).ok() &&
+                            result.request_id() == r.request_id();
+                   });
+  }
+  if (*control) {
+    check_id("--der", der_id);
+    derms::v1::Control k;
+    k.set_command_id(command_id.empty() ? fmt::format("ctl-{}", now) : command_id);
+    k.set_issued_at_ms(now);
+    k.set_priority(priority);
+    k.set_der_id(der_id);
+    auto* iv = k.add_intervals();
+    iv->set_start_ms(start_ms);
+    iv->set_duration_s(static_cast<uint32_t>(duration_s));
+    iv->set_target_kw(target_kw);
+    return Request(c, topics::DerControl(der_id), derms::codec::ToBinary(k),
+                   topics::DerResponse(der_id), [&](const derms::mqtt::Message& a) {
+                     derms::v1::ControlResponse resp;
+                     if (!derms::codec::ParseBinary(a.payload, a.topic, &resp).ok()) return false;
+                     auto st = resp.status();
+                     return resp.command_id() == k.command_id() && st != derms::v1::RECEIVED &&
+                            st != derms::v1::APPLIED && st != derms::v1::CLAMPED;
+                   });
+  }
+  return Watch(c, filter, count, stop);
+}

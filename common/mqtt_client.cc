@@ -4,7 +4,22 @@
 #include <mqtt/async_client.h>
 
 namespace derms::mqtt {
+
+namespace detail {
+struct PahoClient : ::mqtt::async_client {
+  using ::mqtt::async_client::async_client;
+};
+struct PahoToken {
+  explicit PahoToken(::mqtt::token_ptr t) : token(std::move(t)) {}
+  ::mqtt::token_ptr token;
+};
+}  // namespace detail
+
 namespace {
+
+std::shared_ptr<detail::PahoToken> Wrap(::mqtt::token_ptr t) {
+  return std::make_shared<detail::PahoToken>(std::move(t));
+}
 
 Status FromException(const std::string& what, const ::mqtt::exception& e) {
   return Status::Error("mqtt_error", fmt::format("{}: {} (return code {}, reason code {})", what,
@@ -54,7 +69,8 @@ Pending::State Pending::Poll(Status* error) const {
     return State::kFailed;
   }
   bool all_done = true;
-  for (const auto& t : tokens_) {
+  for (const auto& holder : tokens_) {
+    const auto& t = holder->token;
     if (!t->is_complete()) {
       all_done = false;
       continue;
@@ -79,7 +95,7 @@ Status Pending::Wait(std::chrono::milliseconds timeout) const {
     auto left = deadline - std::chrono::steady_clock::now();
     if (left < std::chrono::milliseconds(0)) left = std::chrono::milliseconds(0);
     try {
-      t->wait_for(std::chrono::duration_cast<std::chrono::milliseconds>(left));
+      t->token->wait_for(std::chrono::duration_cast<std::chrono::milliseconds>(left));
     } catch (const ::mqtt::exception& e) {
       return FromException(what_, e);
     }
@@ -99,9 +115,9 @@ Status Pending::Wait(std::chrono::milliseconds timeout) const {
 }
 
 bool Pending::SessionPresent() const {
-  if (tokens_.empty() || !tokens_.front()->is_complete()) return false;
+  if (tokens_.empty() || !tokens_.front()->token->is_complete()) return false;
   try {
-    return tokens_.front()->get_connect_response().is_session_present();
+    return tokens_.front()->token->get_connect_response().is_session_present();
   } catch (const ::mqtt::exception&) {
     return false;
   }
@@ -112,14 +128,14 @@ StatusOr<std::unique_ptr<Client>> Client::Create(const std::string& broker_uri,
                                                   int buffer_while_offline) {
   try {
     ::mqtt::create_options opts(MQTTVERSION_5, buffer_while_offline);
-    auto client = std::make_unique<::mqtt::async_client>(broker_uri, client_id, opts, nullptr);
+    auto client = std::make_unique<detail::PahoClient>(broker_uri, client_id, opts, nullptr);
     return std::unique_ptr<Client>(new Client(std::move(client), client_id));
   } catch (const ::mqtt::exception& e) {
     return FromException(fmt::format("broker URI '{}' client id '{}'", broker_uri, client_id), e);
   }
 }
 
-Client::Client(std::unique_ptr<::mqtt::async_client> client, std::string client_id)
+Client::Client(std::unique_ptr<detail::PahoClient> client, std::string client_id)
     : client_(std::move(client)), client_id_(std::move(client_id)) {}
 
 Client::~Client() {
@@ -160,7 +176,7 @@ Pending Client::StartConnect(const ConnectOptions& options) {
       const Message& w = *options.will;
       builder.will(::mqtt::message(w.topic, w.payload.data(), w.payload.size(), w.qos, w.retained));
     }
-    pending.tokens_.push_back(client_->connect(builder.finalize()));
+    pending.tokens_.push_back(Wrap(client_->connect(builder.finalize())));
   } catch (const ::mqtt::exception& e) {
     pending.start_error_ = FromException(pending.what_, e);
   }
@@ -173,7 +189,7 @@ Pending Client::StartSubscribe(const std::vector<std::string>& filters, int qos)
                               filters.size());
   try {
     // One SUBSCRIBE per filter: Paho reports a per-filter refusal reliably this way.
-    for (const auto& f : filters) pending.tokens_.push_back(client_->subscribe(f, qos));
+    for (const auto& f : filters) pending.tokens_.push_back(Wrap(client_->subscribe(f, qos)));
   } catch (const ::mqtt::exception& e) {
     pending.start_error_ = FromException(pending.what_, e);
   }
@@ -193,9 +209,9 @@ Status Client::Subscribe(const std::vector<std::string>& filters, int qos,
   return StartSubscribe(filters, qos).Wait(timeout);
 }
 
-std::shared_ptr<::mqtt::token> Client::PublishToken(const Message& message, Status* error) {
+std::shared_ptr<detail::PahoToken> Client::PublishToken(const Message& message, Status* error) {
   try {
-    return client_->publish(ToPaho(message));
+    return Wrap(client_->publish(ToPaho(message)));
   } catch (const ::mqtt::exception& e) {
     *error = FromException(fmt::format("publish to '{}'", message.topic), e);
     return nullptr;

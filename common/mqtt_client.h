@@ -17,12 +17,14 @@
 
 #include "common/status.h"
 
-namespace mqtt {
-class async_client;
-class token;
-}  // namespace mqtt
-
 namespace derms::mqtt {
+
+namespace detail {
+// Paho's types, defined only in mqtt_client.cc so that no Paho name (nor
+// Paho's global ::mqtt namespace) reaches code that includes this header.
+struct PahoClient;
+struct PahoToken;
+}  // namespace detail
 
 struct Message {
   std::string topic;
@@ -60,7 +62,7 @@ class Pending {
 
  private:
   friend class Client;
-  std::vector<std::shared_ptr<::mqtt::token>> tokens_;
+  std::vector<std::shared_ptr<detail::PahoToken>> tokens_;
   std::string what_;
   Status start_error_;  // set when the operation could not even start
 };
@@ -102,10 +104,10 @@ class Client {
   const std::string& client_id() const { return client_id_; }
 
  private:
-  Client(std::unique_ptr<::mqtt::async_client> client, std::string client_id);
-  std::shared_ptr<::mqtt::token> PublishToken(const Message& message, Status* error);
+  Client(std::unique_ptr<detail::PahoClient> client, std::string client_id);
+  std::shared_ptr<detail::PahoToken> PublishToken(const Message& message, Status* error);
 
-  std::unique_ptr<::mqtt::async_client> client_;
+  std::unique_ptr<detail::PahoClient> client_;
   std::string client_id_;
 };
 

@@ -10,6 +10,9 @@ namespace derms::registry {
 namespace {
 
 constexpr int64_t kDayMs = 24LL * 3600 * 1000;
+// 2000-01-01T00:00Z. Anything earlier is a clock never set, or another
+// message type's field read as a timestamp.
+constexpr int64_t kEarliestMs = 946684800000LL;
 // Nothing connected to a distribution feeder is bigger than this.
 constexpr double kMaxPlausibleKw = 1.0e6;
 
@@ -40,7 +43,10 @@ class Checker {
                 fmt::format("{} '{}' does not match [A-Za-z0-9_-]{{1,64}}", field, v.substr(0, 80)));
   }
   Status Timestamp(int64_t ts, int64_t now_ms) const {
-    if (ts <= 0) return Fail("invalid_field", fmt::format("timestamp_ms {} must be > 0", ts));
+    if (ts < kEarliestMs) {
+      return Fail("invalid_field",
+                  fmt::format("timestamp_ms {} is before 2000-01-01 ({})", ts, kEarliestMs));
+    }
     if (now_ms > 0 && ts > now_ms + kDayMs) {
       return Fail("invalid_field",
                   fmt::format("timestamp_ms {} is more than a day ahead of now ({})", ts, now_ms));

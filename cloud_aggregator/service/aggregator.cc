@@ -76,7 +76,7 @@ Stats Aggregator::stats() const {
   s.dispatch_runs = dispatch_runs_;
   s.controls_sent = controls_sent_;
   s.responses = responses_;
-  s.connected = client_->IsConnected();
+  s.ready = ready_;
   return s;
 }
 
@@ -86,19 +86,20 @@ void Aggregator::Run(const std::atomic<bool>& stop) {
     connect->password = options_.password;
     connect->clean_start = false;
     connect->session_expiry_s = static_cast<uint32_t>(options_.session_expiry_s);
-    derms::v1::AggregatorStatus will;
-    will.set_online(false);
-    will.set_timestamp_ms(clock_.NowMs());
-    will.set_started_at_ms(started_ms_);
-    will.set_version(kVersion);
-    connect->will = mqtt::Message{topics::AggregatorStatus(), codec::ToJson(will), 1, true, {}, {}};
+    connect->will = mqtt::Message{topics::AggregatorStatus(), StatusJson(false, clock_.NowMs()), 1,
+                                  true, {}, {}};
     return Status::Ok();
   };
   while (!stop) {
     if (session_.Step(prepare) == mqtt::Session::Event::kOnline) {
       spdlog::info("connected to {} as '{}'", options_.broker_uri, options_.client_id);
-      PublishStatus(true, clock_.NowMs());
+      // Acknowledged before `ready`, so a late subscriber finds it retained.
+      Status s = client_->PublishAndWait(
+          mqtt::Message{topics::AggregatorStatus(), StatusJson(true, clock_.NowMs()), 1, true, {}, {}},
+          std::chrono::milliseconds(5000));
+      if (!s.ok()) session_.MarkLost(s.message());
     }
+    ready_ = session_.online();
     auto first = inbound_.PopFor(std::chrono::milliseconds(50));
     if (first) {
       Handle(*first, clock_.NowMs());
@@ -113,13 +114,8 @@ void Aggregator::Run(const std::atomic<bool>& stop) {
   // Whatever the broker already handed us is processed before we go.
   while (auto m = inbound_.PopFor(std::chrono::milliseconds(0))) Handle(*m, clock_.NowMs());
   if (session_.online()) {
-    derms::v1::AggregatorStatus offline;
-    offline.set_online(false);
-    offline.set_timestamp_ms(clock_.NowMs());
-    offline.set_started_at_ms(started_ms_);
-    offline.set_version(kVersion);
     Status s = client_->PublishAndWait(
-        mqtt::Message{topics::AggregatorStatus(), codec::ToJson(offline), 1, true, {}, {}},
+        mqtt::Message{topics::AggregatorStatus(), StatusJson(false, clock_.NowMs()), 1, true, {}, {}},
         std::chrono::milliseconds(2000));
     if (!s.ok()) spdlog::warn("offline status not published: {}", s.message());
   }
@@ -433,6 +429,10 @@ void Aggregator::Periodic(int64_t now_ms) {
 }
 
 void Aggregator::PublishStatus(bool online, int64_t now_ms) {
+  Publish(topics::AggregatorStatus(), StatusJson(online, now_ms), true);
+}
+
+std::string Aggregator::StatusJson(bool online, int64_t now_ms) const {
   Stats s = stats();
   derms::v1::AggregatorStatus st;
   st.set_online(online);
@@ -444,7 +444,7 @@ void Aggregator::PublishStatus(bool online, int64_t now_ms) {
   st.set_messages_rejected(s.rejected);
   for (const auto& [reason, n] : s.rejected_by_reason) (*st.mutable_rejected_by_reason())[reason] = n;
   st.set_version(kVersion);
-  Publish(topics::AggregatorStatus(), codec::ToJson(st), true);
+  return codec::ToJson(st);
 }
 
 void Aggregator::PublishSummaries(int64_t now_ms) {

@@ -38,7 +38,9 @@ struct Stats {
   uint64_t dispatch_runs = 0;
   uint64_t controls_sent = 0;
   uint64_t responses = 0;
-  bool connected = false;
+  // Subscribed and its online status published: messages sent from now on
+  // are processed.
+  bool ready = false;
 };
 
 class Aggregator {
@@ -88,6 +90,7 @@ class Aggregator {
 
   void Periodic(int64_t now_ms);
   void PublishStatus(bool online, int64_t now_ms);
+  std::string StatusJson(bool online, int64_t now_ms) const;
   void PublishSummaries(int64_t now_ms);
   void NoteOnlineChange(const registry::DerState& der, bool online, const std::string& cause,
                         int64_t now_ms);
@@ -124,6 +127,7 @@ class Aggregator {
   std::atomic<uint64_t> responses_{0};
   std::atomic<uint32_t> ders_known_{0};
   std::atomic<uint32_t> ders_online_{0};
+  std::atomic<bool> ready_{false};
   mutable std::mutex reasons_mutex_;
   std::map<std::string, uint64_t> rejected_by_reason_;  // GUARDED_BY(reasons_mutex_)
 };

@@ -59,7 +59,9 @@ void EdgeAgent::Tick(int64_t now_ms) {
   HandleInbox(now_ms);
   Respond(engine_.Advance(now_ms, device_->Range()));
   device_->Step(now_ms, SetpointNow());
-  if (now_ms >= next_telemetry_ms_) {
+  // Sampling starts with the first session; from then on it never stops, and
+  // what cannot be sent is buffered as historical.
+  if (counters_.connects > 0 && now_ms >= next_telemetry_ms_) {
     SendTelemetry(now_ms);
     next_telemetry_ms_ = now_ms + options_.telemetry_interval_s * 1000;
   }

@@ -61,7 +61,12 @@ Status Get(const toml::table& t, std::string_view source, std::string_view key, 
   return Status::Ok();
 }
 Status Get(const toml::table& t, std::string_view source, std::string_view key, bool* out) {
-  return GetScalar<bool>(t, source, key, out, "true or false");
+  toml::node_view<const toml::node> node = t.at_path(key);
+  if (!node) return Status::Ok();
+  auto v = node.value_exact<bool>();  // strict: 1 and 0 are not booleans
+  if (!v) return WrongType(source, key, "true or false");
+  *out = *v;
+  return Status::Ok();
 }
 Status Get(const toml::table& t, std::string_view source, std::string_view key,
            std::string* out) {

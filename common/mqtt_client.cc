@@ -136,9 +136,19 @@ StatusOr<std::unique_ptr<Client>> Client::Create(const std::string& broker_uri,
 }
 
 Client::Client(std::unique_ptr<detail::PahoClient> client, std::string client_id)
-    : client_(std::move(client)), client_id_(std::move(client_id)) {}
+    : client_(std::move(client)), client_id_(std::move(client_id)) {
+  client_->set_message_callback([this](::mqtt::const_message_ptr msg) {
+    std::lock_guard<std::mutex> lock(handlers_mutex_);
+    if (on_message_) on_message_(FromPaho(msg));
+  });
+  client_->set_connection_lost_handler([this](const std::string& cause) {
+    std::lock_guard<std::mutex> lock(handlers_mutex_);
+    if (on_connection_lost_) on_connection_lost_(cause);
+  });
+}
 
 Client::~Client() {
+  ClearHandlers();
   try {
     client_->disable_callbacks();
     if (client_->is_connected()) client_->disconnect(0)->wait_for(std::chrono::milliseconds(500));
@@ -148,12 +158,19 @@ Client::~Client() {
 }
 
 void Client::SetMessageHandler(std::function<void(Message)> handler) {
-  client_->set_message_callback(
-      [handler = std::move(handler)](::mqtt::const_message_ptr msg) { handler(FromPaho(msg)); });
+  std::lock_guard<std::mutex> lock(handlers_mutex_);
+  on_message_ = std::move(handler);
 }
 
 void Client::SetConnectionLostHandler(std::function<void(const std::string&)> handler) {
-  client_->set_connection_lost_handler(std::move(handler));
+  std::lock_guard<std::mutex> lock(handlers_mutex_);
+  on_connection_lost_ = std::move(handler);
+}
+
+void Client::ClearHandlers() {
+  std::lock_guard<std::mutex> lock(handlers_mutex_);
+  on_message_ = nullptr;
+  on_connection_lost_ = nullptr;
 }
 
 Pending Client::StartConnect(const ConnectOptions& options) {

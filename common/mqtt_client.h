@@ -83,6 +83,10 @@ class Client {
 
   void SetMessageHandler(std::function<void(Message)> handler);
   void SetConnectionLostHandler(std::function<void(const std::string& cause)> handler);
+  // Removes both handlers; once it returns none is running or will run. An
+  // owner whose handlers touch its own members calls this first in its
+  // destructor, before those members are gone.
+  void ClearHandlers();
 
   Pending StartConnect(const ConnectOptions& options);
   Pending StartSubscribe(const std::vector<std::string>& filters, int qos);
@@ -109,6 +113,11 @@ class Client {
 
   std::unique_ptr<detail::PahoClient> client_;
   std::string client_id_;
+  // Called on Paho's thread under handlers_mutex_, so ClearHandlers can wait
+  // out a call in progress.
+  std::mutex handlers_mutex_;
+  std::function<void(Message)> on_message_;                  // GUARDED_BY(handlers_mutex_)
+  std::function<void(const std::string&)> on_connection_lost_;  // GUARDED_BY(handlers_mutex_)
 };
 
 }  // namespace derms::mqtt

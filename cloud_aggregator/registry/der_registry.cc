@@ -65,10 +65,14 @@ DerRegistry::Outcome DerRegistry::OnStatus(const derms::v1::DerStatus& status, i
       der.offline_cause = OfflineCause::kNone;
       out.change = Change::kOnline;
     }
-  } else if (der.online) {
-    der.online = false;
+  } else {
+    // Even when silence already took it offline: the explicit word wins, so
+    // only a new birth brings it back.
     der.offline_cause = OfflineCause::kStatus;
-    out.change = Change::kOffline;
+    if (der.online) {
+      der.online = false;
+      out.change = Change::kOffline;
+    }
   }
   return out;
 }

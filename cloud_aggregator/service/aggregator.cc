@@ -60,7 +60,12 @@ Aggregator::Aggregator(const AggregatorOptions& options, const Clock& clock,
   client_->SetMessageHandler([this](mqtt::Message m) { inbound_.Push(std::move(m)); });
 }
 
-Aggregator::~Aggregator() = default;
+Aggregator::~Aggregator() {
+  // The handlers write into inbound_ and session_, which die before client_.
+  // Closing first wakes a handler blocked on a full queue.
+  inbound_.Close();
+  client_->ClearHandlers();
+}
 
 Stats Aggregator::stats() const {
   Stats s;
@@ -392,6 +397,7 @@ dispatch::SplitResult Aggregator::Dispatch(const std::string& substation_id, dou
   sum.set_dispatch_runs(sum.dispatch_runs() + 1);
   sum.set_last_run_id(run_id);
   sum.set_dispatched_kw(dispatched_kw);
+  sum.set_planned_output_kw(split.covered_kw);
   sum.set_residual_kw(split.residual_kw);
   sum.set_controls_sent(static_cast<uint32_t>(dispatched.size()));
   sum.set_last_run_ms(now_ms);

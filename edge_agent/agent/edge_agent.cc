@@ -47,7 +47,10 @@ EdgeAgent::EdgeAgent(const AgentOptions& options, std::unique_ptr<Device> device
   });
 }
 
-EdgeAgent::~EdgeAgent() = default;
+EdgeAgent::~EdgeAgent() {
+  // The handlers write into inbox_ and session_, which die before client_.
+  client_->ClearHandlers();
+}
 
 void EdgeAgent::Tick(int64_t now_ms) {
   auto event = session_.Step(

@@ -62,9 +62,15 @@ StatusOr<uint64_t> StateStore::NextBdSeq() {
 
 StatusOr<uint64_t> StateStore::NextSeq() {
   if (next_seq_ >= seq_reserved_) {
+    // Hand out nothing above what the file promises: after a failed save a
+    // restart would otherwise reuse the numbers handed out since.
+    uint64_t previous = seq_reserved_;
     seq_reserved_ = next_seq_ + kSeqBlock;
     Status s = Save();
-    if (!s.ok()) return s;
+    if (!s.ok()) {
+      seq_reserved_ = previous;
+      return s;
+    }
   }
   return next_seq_++;
 }

@@ -9,9 +9,11 @@
 //   over) are REJECTED with a reason naming the field.
 // - A repeated command_id is answered with the last response sent for it and
 //   is never applied twice.
-// - A control with a lower priority than the one in force is REJECTED; one
-//   with an older issued_at_ms is SUPERSEDED on arrival; otherwise the newer
-//   control supersedes the one in force (which is answered SUPERSEDED).
+// - A control with a lower priority than the one in force is REJECTED; a
+//   higher priority always takes over. At equal priority one with an older
+//   issued_at_ms is SUPERSEDED on arrival, and otherwise the newer control
+//   supersedes the one in force (which is answered SUPERSEDED). The outcome
+//   does not depend on the order in which controls arrive.
 // - Targets outside the device's feasible range are clamped (CLAMPED, with
 //   applied_kw and the range in the reason), otherwise APPLIED. A schedule
 //   answers for each interval as it starts; one starting later is RECEIVED.

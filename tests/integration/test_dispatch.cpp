@@ -79,7 +79,7 @@ void AwaitTelemetry(AggregatorThread& agg, const std::string& sub, int n) {
 
 }  // namespace
 
-TEST_CASE("a deficit makes batteries discharge; APPLIED and CLAMPED responses are recorded",
+TEST_CASE("a deficit makes batteries discharge, with APPLIED and CLAMPED responses recorded",
           "[integration][dispatch]") {
   auto broker = MosquittoBroker::Start();
   REQUIRE(broker.ok());

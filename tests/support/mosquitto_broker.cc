@@ -1,6 +1,7 @@
 #include "tests/support/mosquitto_broker.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
@@ -90,6 +91,12 @@ Status MosquittoBroker::Launch() {
   }
   pid_ = ::fork();
   if (pid_ == 0) {
+    // Its own chatter goes beside its log, not into the test output.
+    int fd = ::open((dir_ + "/stderr.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+      ::dup2(fd, STDOUT_FILENO);
+      ::dup2(fd, STDERR_FILENO);
+    }
     ::execlp(MosquittoBinary().c_str(), "mosquitto", "-c", conf.c_str(), nullptr);
     std::_Exit(127);
   }

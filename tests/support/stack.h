@@ -187,6 +187,7 @@ class TestClient {
       if (!s.ok()) throw std::runtime_error(s.ToString());
     }
   }
+  ~TestClient() { client_->ClearHandlers(); }  // before inbox_ goes
   void Reconnect() {
     Status s = client_->Connect(options_, std::chrono::seconds(5));
     if (!s.ok()) throw std::runtime_error(s.ToString());

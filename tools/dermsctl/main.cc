@@ -8,6 +8,7 @@
 #include <chrono>
 #include <functional>
 #include <iostream>
+#include <map>
 #include <thread>
 
 #include <CLI/CLI.hpp>
@@ -135,6 +136,55 @@ int Request(const Common& c, const std::string& topic, const std::string& payloa
   return 0;
 }
 
+// Reads the retained aggregator and substation summaries and prints them as
+// a few readable lines: what an operator or the demo wants at a glance.
+int PrintStatus(const Common& c) {
+  derms::BlockingQueue<mqtt::Message> inbox;
+  auto client = Connect(c, &inbox);
+  if (!client.ok()) return Fail(client.status().message());
+  Status s = (*client)->Subscribe(
+      {topics::AggregatorStatus(), topics::Filter("aggregator/substations/+")}, 1,
+      milliseconds(5000));
+  if (!s.ok()) return Fail(s.message());
+  std::map<std::string, derms::v1::SubstationSummary> subs;
+  derms::v1::AggregatorStatus agg;
+  bool have_agg = false;
+  // Retained messages arrive at once; a short quiet spell means we have them all.
+  while (auto m = inbox.PopFor(milliseconds(300))) {
+    if (m->topic == topics::AggregatorStatus()) {
+      have_agg = derms::codec::ParseOperator(m->payload, m->topic, &agg).ok();
+      continue;
+    }
+    derms::v1::SubstationSummary sum;
+    if (derms::codec::ParseOperator(m->payload, m->topic, &sum).ok()) {
+      subs[sum.substation_id()] = sum;
+    }
+  }
+  (*client)->Disconnect();
+  if (!have_agg) {
+    fmt::print("aggregator: no status published yet\n");
+  } else {
+    fmt::print("aggregator {}: {}/{} DERs online, {} messages accepted, {} rejected\n",
+               agg.online() ? "online" : "OFFLINE", agg.ders_online(), agg.ders_known(),
+               agg.messages_accepted(), agg.messages_rejected());
+  }
+  for (const auto& [id, sum] : subs) {
+    std::string responses;
+    for (const auto& [status, n] : std::map<std::string, uint32_t>(sum.responses().begin(),
+                                                                   sum.responses().end())) {
+      responses += fmt::format(" {}={}", status, n);
+    }
+    fmt::print(
+        "  {:<10} DERs {:>3}/{:<3} output {:>8.1f} kW | load {:>8.1f} supply {:>8.1f} "
+        "imbalance {:>+7.1f} kW | run {:>4}: planned DER output {:>+7.1f} kW, setpoints to {:>3} "
+        "DERs, residual {:>+6.1f} kW |{}\n",
+        id, sum.ders_online(), sum.ders_total(), sum.output_kw(), sum.load_kw(), sum.supply_kw(),
+        sum.imbalance_kw(), sum.dispatch_runs(), sum.planned_output_kw(), sum.controls_sent(),
+        sum.residual_kw(), responses.empty() ? " no responses yet" : responses);
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -180,6 +230,9 @@ int main(int argc, char** argv) {
   control->add_option("--command-id", command_id, "default: generated");
   control->add_option("--priority", priority, "default 0");
   control->add_option("--wait", c.wait_s, "seconds to print responses for (default 5)");
+
+  auto* status = app.add_subcommand("status", "print the aggregator's and each substation's "
+                                              "latest summary");
 
   auto* watch = app.add_subcommand("watch", "print every message under FILTER as a JSON line");
   std::string filter = "#";
@@ -243,5 +296,6 @@ int main(int argc, char** argv) {
                             st != derms::v1::APPLIED && st != derms::v1::CLAMPED;
                    });
   }
+  if (*status) return PrintStatus(c);
   return Watch(c, filter, count, stop);
 }

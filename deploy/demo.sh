@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# The main job on embedded defaults, from a fresh Debian 12 machine: installs
+# what is missing, builds, starts a local Mosquitto, the aggregator (SQLite),
+# and a simulated fleet of mixed DERs on two substations in fast simulated
+# time; drives a grid scenario where load swings above and below supply, and
+# shows live what happens. Stops everything it started on Ctrl-C or after
+# --duration SECONDS.
+#
+#   ./deploy/demo.sh [--duration SECONDS] [--count N] [--port PORT] [--speed X]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+DURATION=0      # wall seconds; 0 = until Ctrl-C
+COUNT=100       # DERs in the fleet
+PORT=18830      # loopback port of the demo's broker
+SPEED=60        # simulated seconds per wall second: a day in 24 minutes
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --duration) DURATION="$2"; shift 2 ;;
+    --count) COUNT="$2"; shift 2 ;;
+    --port) PORT="$2"; shift 2 ;;
+    --speed) SPEED="$2"; shift 2 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    *) echo "demo.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+for n in "$DURATION" "$COUNT" "$PORT"; do
+  [[ "$n" =~ ^[0-9]+$ ]] || { echo "demo.sh: '$n' must be a whole number" >&2; exit 2; }
+done
+
+./deploy/install-deps.sh
+./deploy/build.sh
+
+DIR="$ROOT/var/demo"
+rm -rf "$DIR"
+mkdir -p "$DIR"
+BIN="$ROOT/build"
+BROKER="tcp://127.0.0.1:$PORT"
+CTL=("$BIN/tools/dermsctl/dermsctl" --broker "$BROKER")
+
+PIDS=()
+cleanup() {
+  trap - EXIT INT TERM
+  echo
+  echo "Stopping the fleet, the aggregator and the broker..."
+  for ((i=${#PIDS[@]}-1; i>=0; i--)); do
+    kill -INT "${PIDS[$i]}" 2>/dev/null || true
+    wait "${PIDS[$i]}" 2>/dev/null || true
+  done
+  if [ -f "$DIR/derms.db" ]; then
+    echo
+    echo "Database: $DIR/derms.db"
+    sqlite3 "$DIR/derms.db" \
+      "SELECT '  ' || (SELECT COUNT(*) FROM ders) || ' DERs, ' ||
+              (SELECT COUNT(*) FROM telemetry) || ' telemetry samples, ' ||
+              (SELECT COUNT(*) FROM dispatch_runs) || ' dispatch runs, ' ||
+              (SELECT COUNT(*) FROM controls) || ' controls, ' ||
+              (SELECT COUNT(*) FROM responses) || ' responses';"
+    echo "  Try: sqlite3 $DIR/derms.db 'SELECT status, COUNT(*) FROM responses GROUP BY 1'"
+  fi
+  echo "Logs: $DIR/{mosquitto,aggregator,fleet}.log"
+}
+trap cleanup EXIT
+trap 'exit 0' INT TERM
+
+sed -e "s|@PORT@|$PORT|" -e "s|@DIR@|$DIR|" -e "s|@USER@|$(id -un)|" \
+  deploy/mosquitto.conf > "$DIR/mosquitto.conf"
+mosquitto -c "$DIR/mosquitto.conf" &
+PIDS+=($!)
+for _ in $(seq 50); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
+  sleep 0.1
+done
+
+# One simulated clock for everyone: it starts at 06:00 solar time of the
+# fleet's longitude (-122.4, 14:10 UTC) today and runs $SPEED times faster.
+ANCHOR_MS=$(date +%s%3N)
+START_MS=$(( $(date -u -d 'today 00:00' +%s) * 1000 + 50976000 ))
+TIME=(--time-scale "$SPEED" --time-anchor-ms "$ANCHOR_MS" --time-start-ms "$START_MS")
+
+"$BIN/cloud_aggregator/derms-aggregator" --broker "$BROKER" --db "$DIR/derms.db" \
+  --control-duration-s 300 --status-interval-s 2 "${TIME[@]}" > "$DIR/aggregator.log" 2>&1 &
+PIDS+=($!)
+"$BIN/tools/fleet/derms-fleet" --broker "$BROKER" --count "$COUNT" \
+  --substations sub-1,sub-2 --telemetry-interval-s 60 --state-dir "$DIR/fleet-state" \
+  "${TIME[@]}" > "$DIR/fleet.log" 2>&1 &
+PIDS+=($!)
+
+echo "Broker $BROKER, aggregator and $COUNT simulated DERs running (simulated time x$SPEED)."
+echo "Watch it raw in another terminal:  mosquitto_sub -p $PORT -t 'derms/v1/aggregator/#' -v"
+echo
+
+# The grid scenario: each substation's load swings around its supply, so the
+# DERs are asked to discharge, then to charge, and back.
+started=$(date +%s)
+step=0
+while true; do
+  now=$(date +%s)
+  elapsed=$(( now - started ))
+  if [ "$DURATION" -gt 0 ] && [ "$elapsed" -ge "$DURATION" ]; then break; fi
+  # Triangle waves (integer arithmetic): sub-1 swings +-120 kW over 40 s,
+  # sub-2 +-80 kW over 60 s.
+  p1=$(( elapsed % 40 )); w1=$(( p1 < 20 ? p1 * 12 - 120 : 360 - p1 * 12 ))
+  p2=$(( elapsed % 60 )); w2=$(( p2 < 30 ? 80 - p2 * 16 / 3 : p2 * 16 / 3 - 240 ))
+  "${CTL[@]}" grid --substation sub-1 --load-kw $(( 1000 + w1 )) --supply-kw 1000 >/dev/null
+  "${CTL[@]}" grid --substation sub-2 --load-kw $(( 800 + w2 )) --supply-kw 800 >/dev/null
+  sleep 1
+  if (( step % 2 == 0 )); then
+    echo "--- t=${elapsed}s (simulated $(date -u -d "@$(( (START_MS + elapsed * SPEED * 1000) / 1000 ))" +%H:%M) UTC)"
+    "${CTL[@]}" status
+  fi
+  step=$(( step + 1 ))
+  sleep 1
+done

@@ -89,6 +89,8 @@ PIDS+=($!)
 
 echo "Broker $BROKER, aggregator and $COUNT simulated DERs running (simulated time x$SPEED)."
 echo "Watch it raw in another terminal:  mosquitto_sub -p $PORT -t 'derms/v1/aggregator/#' -v"
+echo "Send a control in the demo's simulated time:"
+echo "  ./build/tools/dermsctl/dermsctl --broker $BROKER ${TIME[*]} control --der sub-1-bat-0001 --target-kw -5 --duration-s 600"
 echo
 
 # The grid scenario: each substation's load swings around its supply, so the

@@ -29,6 +29,9 @@ SplitResult SplitImbalance(double imbalance_kw, const std::vector<DerCapability>
       r.covered_kw += target - base;
     }
   }
+  // Feasible: the split covers the imbalance exactly; say so rather than
+  // report rounding noise as a shortfall.
+  if (share < 1.0 && r.headroom_kw > 0) r.covered_kw = imbalance_kw;
   r.residual_kw = imbalance_kw - r.covered_kw;
   return r;
 }

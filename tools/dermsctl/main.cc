@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "common/blocking_queue.h"
+#include "common/cli_overrides.h"
 #include "common/clock.h"
 #include "common/codec.h"
 #include "common/messages.h"
@@ -241,10 +242,14 @@ int main(int argc, char** argv) {
   watch->add_option("--count", count, "stop after this many messages");
   watch->add_option("--timeout", c.wait_s, "stop after this many seconds (0: never)");
   c.wait_s = 5;
+  // Timestamps (issued_at_ms, timestamp_ms) come from the same clock as the
+  // fleet's and the aggregator's when they run in simulated time.
+  derms::ClockFlags clock_flags;
+  clock_flags.AddTo(&app);
   CLI11_PARSE(app, argc, argv);
 
   std::atomic<bool>& stop = derms::InstallStopSignals();
-  int64_t now = derms::WallNowMs();
+  int64_t now = clock_flags.Make().NowMs();
   auto check_id = [](const char* what, const std::string& id) {
     Status s = topics::ValidateId(what, id);
     if (!s.ok()) {

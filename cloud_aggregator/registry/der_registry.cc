@@ -44,7 +44,7 @@ DerRegistry::Outcome DerRegistry::OnBirth(const derms::v1::DerBirth& birth, int6
   // A birth starts the silence clock: the first telemetry is one interval away.
   der.last_heard_ms = std::max(der.last_heard_ms, now_ms);
   if (!der.online) out.change = Change::kOnline;
-  der.online = true;
+  SetOnline(der, true);
   der.offline_cause = OfflineCause::kNone;
   return out;
 }
@@ -61,7 +61,7 @@ DerRegistry::Outcome DerRegistry::OnStatus(const derms::v1::DerStatus& status, i
   if (status.online()) {
     der.last_heard_ms = std::max(der.last_heard_ms, now_ms);
     if (!der.online && der.has_birth) {
-      der.online = true;
+      SetOnline(der, true);
       der.offline_cause = OfflineCause::kNone;
       out.change = Change::kOnline;
     }
@@ -70,7 +70,7 @@ DerRegistry::Outcome DerRegistry::OnStatus(const derms::v1::DerStatus& status, i
     // only a new birth brings it back.
     der.offline_cause = OfflineCause::kStatus;
     if (der.online) {
-      der.online = false;
+      SetOnline(der, false);
       out.change = Change::kOffline;
     }
   }
@@ -95,7 +95,7 @@ DerRegistry::Outcome DerRegistry::OnTelemetry(const derms::v1::Telemetry& t, int
   // offline status waits for the next birth instead.
   if (!der.online && der.offline_cause == OfflineCause::kSilence && der.has_birth &&
       !t.is_historical()) {
-    der.online = true;
+    SetOnline(der, true);
     der.offline_cause = OfflineCause::kNone;
     out.change = Change::kOnline;
   }
@@ -112,7 +112,7 @@ std::vector<std::string> DerRegistry::ExpireSilent(int64_t now_ms) {
   std::vector<std::string> expired;
   for (auto& [id, der] : ders_) {
     if (der.online && Silent(der, now_ms)) {
-      der.online = false;
+      SetOnline(der, false);
       der.offline_cause = OfflineCause::kSilence;
       expired.push_back(id);
     }
@@ -141,8 +141,10 @@ std::vector<std::string> DerRegistry::Substations() const {
   return out;
 }
 
-size_t DerRegistry::online_count() const {
-  return std::count_if(ders_.begin(), ders_.end(), [](const auto& kv) { return kv.second.online; });
+void DerRegistry::SetOnline(DerState& der, bool online) {
+  if (der.online == online) return;
+  der.online = online;
+  online ? ++online_count_ : --online_count_;
 }
 
 }  // namespace derms::registry

@@ -70,15 +70,18 @@ class DerRegistry {
   std::vector<const DerState*> AtSubstation(const std::string& substation_id) const;
   std::vector<std::string> Substations() const;
   size_t size() const { return ders_.size(); }
-  size_t online_count() const;
+  size_t online_count() const { return online_count_; }
 
  private:
   DerState& Get(const std::string& der_id);
   bool Silent(const DerState& der, int64_t now_ms) const;
+  // Every change of DerState::online goes through here, keeping the count.
+  void SetOnline(DerState& der, bool online);
 
   RegistryOptions options_;
   std::map<std::string, DerState> ders_;
   std::map<std::string, std::set<std::string>> by_substation_;
+  size_t online_count_ = 0;
 };
 
 }  // namespace derms::registry

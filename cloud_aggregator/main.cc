@@ -1,11 +1,11 @@
 // derms-aggregator: the cloud side. Subscribes to the fleet, keeps every
 // DER's state and history in SQLite, and answers grid status with setpoints.
 
-#include <atomic>
-#include <string>
+#include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
-#include <spdlog/spdlog.h>
+#include <atomic>
+#include <string>
 
 #include "cloud_aggregator/service/aggregator.h"
 #include "common/cli_overrides.h"
@@ -65,8 +65,7 @@ int main(int argc, char** argv) {
     spdlog::error("{}", aggregator.status().message());
     return 1;
   }
-  spdlog::info("aggregator starting: broker {}, database {}", options.broker_uri,
-               options.db_path);
+  spdlog::info("aggregator starting: broker {}, database {}", options.broker_uri, options.db_path);
   (*aggregator)->Run(derms::InstallStopSignals());
   auto stats = (*aggregator)->stats();
   spdlog::info("stopped: {} messages accepted, {} rejected, {} dispatch runs; database {}",

@@ -4,12 +4,11 @@
 #ifndef DERMS_COMMON_CLI_OVERRIDES_H_
 #define DERMS_COMMON_CLI_OVERRIDES_H_
 
+#include <CLI/CLI.hpp>
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
 
 #include "common/clock.h"
 

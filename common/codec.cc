@@ -17,9 +17,8 @@ Status ParseBinary(std::string_view payload, std::string_view what,
                    google::protobuf::Message* out) {
   out->Clear();
   if (!out->ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
-    return Status::Error("decode_error",
-                         fmt::format("{}: payload of {} bytes is not a protobuf {}", what,
-                                     payload.size(), out->GetTypeName()));
+    return Status::Error("decode_error", fmt::format("{}: payload of {} bytes is not a protobuf {}",
+                                                     what, payload.size(), out->GetTypeName()));
   }
   return Status::Ok();
 }
@@ -31,9 +30,9 @@ Status ParseJson(std::string_view payload, std::string_view what, google::protob
   auto status = google::protobuf::util::JsonStringToMessage(
       google::protobuf::StringPiece(payload.data(), payload.size()), out, options);
   if (!status.ok()) {
-    return Status::Error("decode_error", fmt::format("{}: JSON is not a valid {}: {}", what,
-                                                     out->GetTypeName(),
-                                                     std::string(status.message())));
+    return Status::Error("decode_error",
+                         fmt::format("{}: JSON is not a valid {}: {}", what, out->GetTypeName(),
+                                     std::string(status.message())));
   }
   return Status::Ok();
 }

@@ -5,10 +5,10 @@
 #ifndef DERMS_COMMON_CODEC_H_
 #define DERMS_COMMON_CODEC_H_
 
+#include <google/protobuf/message.h>
+
 #include <string>
 #include <string_view>
-
-#include <google/protobuf/message.h>
 
 #include "common/status.h"
 
@@ -19,8 +19,7 @@ bool LooksLikeJson(std::string_view payload);
 
 // Parses protobuf binary into `out` (cleared first). Error "decode_error"
 // names `what` (e.g. "telemetry from der 'bat-1'").
-Status ParseBinary(std::string_view payload, std::string_view what,
-                   google::protobuf::Message* out);
+Status ParseBinary(std::string_view payload, std::string_view what, google::protobuf::Message* out);
 // Parses canonical JSON (unknown fields rejected) into `out`.
 Status ParseJson(std::string_view payload, std::string_view what, google::protobuf::Message* out);
 // JSON when LooksLikeJson, otherwise binary: for operator-facing topics.

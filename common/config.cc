@@ -37,9 +37,8 @@ StatusOr<toml::table> ParseFile(const std::string& path) {
   try {
     return toml::parse_file(path);
   } catch (const toml::parse_error& e) {
-    return Status::Error("config_error",
-                         fmt::format("{}:{}:{}: {}", path, e.source().begin.line,
-                                     e.source().begin.column, e.description()));
+    return Status::Error("config_error", fmt::format("{}:{}:{}: {}", path, e.source().begin.line,
+                                                     e.source().begin.column, e.description()));
   }
 }
 
@@ -68,8 +67,7 @@ Status Get(const toml::table& t, std::string_view source, std::string_view key, 
   *out = *v;
   return Status::Ok();
 }
-Status Get(const toml::table& t, std::string_view source, std::string_view key,
-           std::string* out) {
+Status Get(const toml::table& t, std::string_view source, std::string_view key, std::string* out) {
   toml::node_view<const toml::node> node = t.at_path(key);
   if (!node) return Status::Ok();
   auto v = node.value_exact<std::string>();

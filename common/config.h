@@ -4,13 +4,13 @@
 #ifndef DERMS_COMMON_CONFIG_H_
 #define DERMS_COMMON_CONFIG_H_
 
+#include <toml++/toml.h>
+
 #include <cstdint>
 #include <set>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <toml++/toml.h>
 
 #include "common/status.h"
 

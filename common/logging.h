@@ -3,14 +3,14 @@
 #ifndef DERMS_COMMON_LOGGING_H_
 #define DERMS_COMMON_LOGGING_H_
 
+#include <spdlog/spdlog.h>
+
 #include <chrono>
 #include <cstdint>
 #include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
-
-#include <spdlog/spdlog.h>
 
 #include "common/status.h"
 
@@ -24,8 +24,7 @@ Status Init(std::string_view program, std::string_view level);
 // how many it held back when the window turns over. Thread-safe.
 class RateLimited {
  public:
-  explicit RateLimited(int burst = 5,
-                       std::chrono::milliseconds window = std::chrono::seconds(60));
+  explicit RateLimited(int burst = 5, std::chrono::milliseconds window = std::chrono::seconds(60));
   void Warn(const std::string& key, std::string_view message);
 
  private:

@@ -2,9 +2,9 @@
 #ifndef DERMS_COMMON_MESSAGES_H_
 #define DERMS_COMMON_MESSAGES_H_
 
-#include <memory>
-
 #include <google/protobuf/message.h>
+
+#include <memory>
 
 #include "common/topics.h"
 

@@ -22,10 +22,10 @@ std::shared_ptr<detail::PahoToken> Wrap(::mqtt::token_ptr t) {
 }
 
 Status FromException(const std::string& what, const ::mqtt::exception& e) {
-  return Status::Error("mqtt_error", fmt::format("{}: {} (return code {}, reason code {})", what,
-                                                 e.get_message().empty() ? e.what()
-                                                                         : e.get_message(),
-                                                 e.get_return_code(), e.get_reason_code()));
+  return Status::Error("mqtt_error",
+                       fmt::format("{}: {} (return code {}, reason code {})", what,
+                                   e.get_message().empty() ? e.what() : e.get_message(),
+                                   e.get_return_code(), e.get_reason_code()));
 }
 
 ::mqtt::const_message_ptr ToPaho(const Message& m) {
@@ -80,8 +80,9 @@ Pending::State Pending::Poll(Status* error) const {
     // MQTT 5 reason codes >= 0x80 are failures, including refused subscriptions.
     if (rc != 0 || reason >= 0x80) {
       if (error) {
-        *error = Status::Error("mqtt_error", fmt::format("{} failed (return code {}, reason code {})",
-                                                         what_, rc, reason));
+        *error = Status::Error(
+            "mqtt_error",
+            fmt::format("{} failed (return code {}, reason code {})", what_, rc, reason));
       }
       return State::kFailed;
     }
@@ -109,9 +110,8 @@ Status Pending::Wait(std::chrono::milliseconds timeout) const {
     case State::kRunning:
       break;
   }
-  return Status::Error("mqtt_timeout",
-                       fmt::format("{}: no answer from the broker within {} ms", what_,
-                                   timeout.count()));
+  return Status::Error("mqtt_timeout", fmt::format("{}: no answer from the broker within {} ms",
+                                                   what_, timeout.count()));
 }
 
 bool Pending::SessionPresent() const {
@@ -124,8 +124,8 @@ bool Pending::SessionPresent() const {
 }
 
 StatusOr<std::unique_ptr<Client>> Client::Create(const std::string& broker_uri,
-                                                  const std::string& client_id,
-                                                  int buffer_while_offline) {
+                                                 const std::string& client_id,
+                                                 int buffer_while_offline) {
   try {
     ::mqtt::create_options opts(MQTTVERSION_5, buffer_while_offline);
     auto client = std::make_unique<detail::PahoClient>(broker_uri, client_id, opts, nullptr);
@@ -175,7 +175,8 @@ void Client::ClearHandlers() {
 
 Pending Client::StartConnect(const ConnectOptions& options) {
   Pending pending;
-  pending.what_ = fmt::format("connect of client '{}' to {}", client_id_, client_->get_server_uri());
+  pending.what_ =
+      fmt::format("connect of client '{}' to {}", client_id_, client_->get_server_uri());
   try {
     auto builder = ::mqtt::connect_options_builder()
                        .mqtt_version(MQTTVERSION_5)
@@ -202,8 +203,8 @@ Pending Client::StartConnect(const ConnectOptions& options) {
 
 Pending Client::StartSubscribe(const std::vector<std::string>& filters, int qos) {
   Pending pending;
-  pending.what_ = fmt::format("subscribe of client '{}' to {} filter(s)", client_id_,
-                              filters.size());
+  pending.what_ =
+      fmt::format("subscribe of client '{}' to {} filter(s)", client_id_, filters.size());
   try {
     // One SUBSCRIBE per filter: Paho reports a per-filter refusal reliably this way.
     for (const auto& f : filters) pending.tokens_.push_back(Wrap(client_->subscribe(f, qos)));

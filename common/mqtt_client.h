@@ -116,7 +116,7 @@ class Client {
   // Called on Paho's thread under handlers_mutex_, so ClearHandlers can wait
   // out a call in progress.
   std::mutex handlers_mutex_;
-  std::function<void(Message)> on_message_;                  // GUARDED_BY(handlers_mutex_)
+  std::function<void(Message)> on_message_;                     // GUARDED_BY(handlers_mutex_)
   std::function<void(const std::string&)> on_connection_lost_;  // GUARDED_BY(handlers_mutex_)
 };
 

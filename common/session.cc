@@ -1,8 +1,8 @@
 #include "common/session.h"
 
-#include <algorithm>
-
 #include <spdlog/spdlog.h>
+
+#include <algorithm>
 
 namespace derms::mqtt {
 

@@ -1,8 +1,8 @@
 #include "common/topics.h"
 
-#include <vector>
-
 #include <fmt/format.h>
+
+#include <vector>
 
 namespace derms::topics {
 namespace {
@@ -27,8 +27,8 @@ std::string Join(std::string_view a, std::string_view b, std::string_view c = {}
 }
 
 Status BadTopic(std::string_view topic) {
-  return Status::Error("bad_topic", fmt::format("topic '{}' is not a derms/v1 topic of the contract",
-                                                topic));
+  return Status::Error("bad_topic",
+                       fmt::format("topic '{}' is not a derms/v1 topic of the contract", topic));
 }
 
 }  // namespace
@@ -60,9 +60,9 @@ StatusOr<Parsed> Parse(std::string_view topic) {
   };
   if (p.size() == 3 && p[0] == "der") {
     static const std::pair<std::string_view, Kind> kLeaves[] = {
-        {"birth", Kind::kDerBirth},     {"status", Kind::kDerStatus},
+        {"birth", Kind::kDerBirth},         {"status", Kind::kDerStatus},
         {"telemetry", Kind::kDerTelemetry}, {"control", Kind::kDerControl},
-        {"response", Kind::kDerResponse}, {"cmd", Kind::kDerCmd}};
+        {"response", Kind::kDerResponse},   {"cmd", Kind::kDerCmd}};
     for (const auto& [leaf, kind] : kLeaves) {
       if (p[2] == leaf) return with_id(kind, "der_id", p[1]);
     }
@@ -96,7 +96,8 @@ StatusOr<Parsed> Parse(std::string_view topic) {
   }
   if (p[0] == "schedule") {
     if (p.size() == 2 && p[1] == "request") return Parsed{Kind::kScheduleRequest, {}, {}};
-    if (p.size() == 3 && p[2] == "result") return with_id(Kind::kScheduleResult, "request_id", p[1]);
+    if (p.size() == 3 && p[2] == "result")
+      return with_id(Kind::kScheduleResult, "request_id", p[1]);
   }
   return BadTopic(topic);
 }

@@ -30,10 +30,10 @@ enum class Kind {
   kVderDispatch,
   kVderDispatchResult,
   kVderStatus,
-  kEvent,           // events/{kind}
-  kForecast,        // forecast/{kind}/{key}
-  kScheduleRequest, // schedule/request
-  kScheduleResult,  // schedule/{request_id}/result
+  kEvent,            // events/{kind}
+  kForecast,         // forecast/{kind}/{key}
+  kScheduleRequest,  // schedule/request
+  kScheduleResult,   // schedule/{request_id}/result
 };
 
 // A topic split into its kind and identifiers. `id` is the der_id, vder_id,

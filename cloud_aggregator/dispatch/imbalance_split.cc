@@ -23,8 +23,8 @@ SplitResult SplitImbalance(double imbalance_kw, const std::vector<DerCapability>
       if (h <= 0) continue;
       double base = std::clamp(d.baseline_kw, d.min_kw, d.max_kw);
       // Exact limits when the fleet is saturated, so rounding never exceeds them.
-      double target = share == 1.0 ? (raise ? d.max_kw : d.min_kw)
-                                   : base + (raise ? share * h : -share * h);
+      double target =
+          share == 1.0 ? (raise ? d.max_kw : d.min_kw) : base + (raise ? share * h : -share * h);
       r.setpoints.push_back({d.der_id, target});
       r.covered_kw += target - base;
     }

@@ -121,8 +121,7 @@ std::vector<std::string> DerRegistry::ExpireSilent(int64_t now_ms) {
 }
 
 bool DerRegistry::IsActive(const DerState& der, int64_t now_ms) const {
-  return der.online && der.has_birth && der.has_telemetry && !der.faulted() &&
-         !Silent(der, now_ms);
+  return der.online && der.has_birth && der.has_telemetry && !der.faulted() && !Silent(der, now_ms);
 }
 
 std::vector<const DerState*> DerRegistry::AtSubstation(const std::string& substation_id) const {

@@ -25,10 +25,10 @@ struct DerState {
   derms::v1::DerBirth birth;
   bool online = false;
   OfflineCause offline_cause = OfflineCause::kNone;
-  uint64_t bd_seq = 0;            // session of the last birth or status accepted
+  uint64_t bd_seq = 0;  // session of the last birth or status accepted
   bool has_telemetry = false;
-  derms::v1::Telemetry last;      // newest by seq
-  int64_t last_heard_ms = 0;      // when telemetry last arrived
+  derms::v1::Telemetry last;  // newest by seq
+  int64_t last_heard_ms = 0;  // when telemetry last arrived
   int64_t rebirth_requested_ms = 0;
 
   // A CRITICAL alarm in the newest telemetry: a hardware fault.
@@ -52,9 +52,9 @@ class DerRegistry {
   explicit DerRegistry(RegistryOptions options = {});
 
   struct Outcome {
-    bool stale = false;            // from an older session, or an old seq: ignored
-    Change change = Change::kNone; // online state flipped
-    bool request_rebirth = false;  // telemetry from a DER with no birth
+    bool stale = false;             // from an older session, or an old seq: ignored
+    Change change = Change::kNone;  // online state flipped
+    bool request_rebirth = false;   // telemetry from a DER with no birth
   };
   // REQUIRES: each message passed its Validate* check.
   Outcome OnBirth(const derms::v1::DerBirth& birth, int64_t now_ms);

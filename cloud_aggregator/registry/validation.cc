@@ -1,8 +1,8 @@
 #include "cloud_aggregator/registry/validation.h"
 
-#include <cmath>
-
 #include <fmt/format.h>
+
+#include <cmath>
 
 #include "common/topics.h"
 
@@ -39,8 +39,8 @@ class Checker {
   }
   Status OptionalId(std::string_view field, const std::string& v) const {
     if (v.empty() || topics::IsValidId(v)) return Status::Ok();
-    return Fail("invalid_field",
-                fmt::format("{} '{}' does not match [A-Za-z0-9_-]{{1,64}}", field, v.substr(0, 80)));
+    return Fail("invalid_field", fmt::format("{} '{}' does not match [A-Za-z0-9_-]{{1,64}}", field,
+                                             v.substr(0, 80)));
   }
   Status Timestamp(int64_t ts, int64_t now_ms) const {
     if (ts < kEarliestMs) {

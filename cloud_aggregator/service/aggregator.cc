@@ -1,10 +1,10 @@
 #include "cloud_aggregator/service/aggregator.h"
 
-#include <algorithm>
-#include <cmath>
-
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cmath>
 
 #include "cloud_aggregator/registry/validation.h"
 #include "common/codec.h"
@@ -43,14 +43,14 @@ Aggregator::Aggregator(const AggregatorOptions& options, const Clock& clock,
       clock_(clock),
       store_(std::move(store)),
       client_(std::move(client)),
-      session_(client_.get(),
-               mqtt::SessionOptions{{topics::AllDers("birth"), topics::AllDers("status"),
-                                     topics::AllDers("telemetry"), topics::AllDers("response"),
-                                     topics::Filter("grid/+/status"),
-                                     topics::Filter("vder/+/dispatch")},
-                                    500,
-                                    30000,
-                                    1}),
+      session_(
+          client_.get(),
+          mqtt::SessionOptions{{topics::AllDers("birth"), topics::AllDers("status"),
+                                topics::AllDers("telemetry"), topics::AllDers("response"),
+                                topics::Filter("grid/+/status"), topics::Filter("vder/+/dispatch")},
+                               500,
+                               30000,
+                               1}),
       inbound_(static_cast<size_t>(options.inbound_queue)),
       started_ms_(clock.NowMs()),
       registry_(registry::RegistryOptions{options.offline_after_intervals, 300, 30000}),
@@ -91,8 +91,8 @@ void Aggregator::Run(const std::atomic<bool>& stop) {
     connect->password = options_.password;
     connect->clean_start = false;
     connect->session_expiry_s = static_cast<uint32_t>(options_.session_expiry_s);
-    connect->will = mqtt::Message{topics::AggregatorStatus(), StatusJson(false, clock_.NowMs()), 1,
-                                  true, {}, {}};
+    connect->will = mqtt::Message{
+        topics::AggregatorStatus(), StatusJson(false, clock_.NowMs()), 1, true, {}, {}};
     return Status::Ok();
   };
   while (!stop) {
@@ -100,7 +100,8 @@ void Aggregator::Run(const std::atomic<bool>& stop) {
       spdlog::info("connected to {} as '{}'", options_.broker_uri, options_.client_id);
       // Acknowledged before `ready`, so a late subscriber finds it retained.
       Status s = client_->PublishAndWait(
-          mqtt::Message{topics::AggregatorStatus(), StatusJson(true, clock_.NowMs()), 1, true, {}, {}},
+          mqtt::Message{
+              topics::AggregatorStatus(), StatusJson(true, clock_.NowMs()), 1, true, {}, {}},
           std::chrono::milliseconds(5000));
       if (!s.ok()) session_.MarkLost(s.message());
     }
@@ -120,7 +121,8 @@ void Aggregator::Run(const std::atomic<bool>& stop) {
   while (auto m = inbound_.PopFor(std::chrono::milliseconds(0))) Handle(*m, clock_.NowMs());
   if (session_.online()) {
     Status s = client_->PublishAndWait(
-        mqtt::Message{topics::AggregatorStatus(), StatusJson(false, clock_.NowMs()), 1, true, {}, {}},
+        mqtt::Message{
+            topics::AggregatorStatus(), StatusJson(false, clock_.NowMs()), 1, true, {}, {}},
         std::chrono::milliseconds(2000));
     if (!s.ok()) spdlog::warn("offline status not published: {}", s.message());
   }
@@ -240,8 +242,7 @@ void Aggregator::HandleTelemetry(const std::string& der_id, const mqtt::Message&
   ders_known_ = static_cast<uint32_t>(registry_.size());
 }
 
-void Aggregator::HandleResponse(const std::string& der_id, const mqtt::Message& m,
-                                int64_t now_ms) {
+void Aggregator::HandleResponse(const std::string& der_id, const mqtt::Message& m, int64_t now_ms) {
   derms::v1::ControlResponse r;
   Status s = codec::ParseBinary(m.payload, DerWhat("response", der_id), &r);
   if (s.ok()) s = registry::ValidateResponse(r, der_id);
@@ -290,8 +291,8 @@ void Aggregator::HandleGridStatus(const std::string& substation_id, const mqtt::
 void Aggregator::HandleDispatchRequest(const std::string& vder_id, const mqtt::Message& m,
                                        int64_t now_ms) {
   derms::v1::DispatchRequest req;
-  Status s = codec::ParseOperator(m.payload,
-                                  fmt::format("dispatch request for vder '{}'", vder_id), &req);
+  Status s =
+      codec::ParseOperator(m.payload, fmt::format("dispatch request for vder '{}'", vder_id), &req);
   if (s.ok()) s = registry::ValidateDispatchRequest(req, vder_id);
   if (!s.ok()) return Reject(s, m.topic);
   Accept();
@@ -303,9 +304,10 @@ void Aggregator::HandleDispatchRequest(const std::string& vder_id, const mqtt::M
   if (registry_.AtSubstation(vder_id).empty()) {
     // Until configured virtual DERs exist, every substation is one.
     result.set_shortfall_kw(req.target_kw());
-    result.set_reason(fmt::format("unknown virtual DER '{}': no DER is born under a substation "
-                                  "of that id",
-                                  vder_id));
+    result.set_reason(
+        fmt::format("unknown virtual DER '{}': no DER is born under a substation "
+                    "of that id",
+                    vder_id));
   } else {
     auto split = Dispatch(vder_id, req.target_kw(), req.start_ms(), req.duration_s(),
                           "dispatch_request", req.request_id(), now_ms);
@@ -320,8 +322,8 @@ void Aggregator::HandleDispatchRequest(const std::string& vder_id, const mqtt::M
   std::string json = codec::ToJson(result);
   Publish(topics::VderDispatchResult(vder_id), json);
   if (!m.response_topic.empty()) {
-    Status ps = client_->Publish(
-        mqtt::Message{m.response_topic, json, 1, false, {}, m.correlation_data});
+    Status ps =
+        client_->Publish(mqtt::Message{m.response_topic, json, 1, false, {}, m.correlation_data});
     if (!ps.ok()) rejection_log_.Warn("publish_failed", ps.message());
   }
 }
@@ -387,11 +389,10 @@ dispatch::SplitResult Aggregator::Dispatch(const std::string& substation_id, dou
   for (auto it = sent_controls_.begin(); it != sent_controls_.end();) {
     it = it->second.expires_ms + 60000 < now_ms ? sent_controls_.erase(it) : std::next(it);
   }
-  store_->Add(storage::DispatchRunRecord{run_id, substation_id, trigger, request_id, now_ms,
-                                         target_kw, split.uncontrolled_kw, split.needed_kw,
-                                         split.headroom_kw, dispatched_kw, split.residual_kw,
-                                         static_cast<uint32_t>(caps.size()),
-                                         static_cast<uint32_t>(dispatched.size())});
+  store_->Add(storage::DispatchRunRecord{
+      run_id, substation_id, trigger, request_id, now_ms, target_kw, split.uncontrolled_kw,
+      split.needed_kw, split.headroom_kw, dispatched_kw, split.residual_kw,
+      static_cast<uint32_t>(caps.size()), static_cast<uint32_t>(dispatched.size())});
   SubstationView& view = substations_[substation_id];
   auto& sum = view.summary;
   sum.set_dispatch_runs(sum.dispatch_runs() + 1);
@@ -403,10 +404,11 @@ dispatch::SplitResult Aggregator::Dispatch(const std::string& substation_id, dou
   sum.set_last_run_ms(now_ms);
   sum.clear_responses();
   view.dirty = true;
-  spdlog::debug("dispatch run {} at '{}' ({}): target {:.1f} kW, uncontrolled {:.1f} kW, "
-                "{} setpoints, residual {:.1f} kW",
-                run_id, substation_id, trigger, target_kw, split.uncontrolled_kw,
-                dispatched.size(), split.residual_kw);
+  spdlog::debug(
+      "dispatch run {} at '{}' ({}): target {:.1f} kW, uncontrolled {:.1f} kW, "
+      "{} setpoints, residual {:.1f} kW",
+      run_id, substation_id, trigger, target_kw, split.uncontrolled_kw, dispatched.size(),
+      split.residual_kw);
   return split;
 }
 
@@ -448,7 +450,8 @@ std::string Aggregator::StatusJson(bool online, int64_t now_ms) const {
   st.set_ders_online(s.ders_online);
   st.set_messages_accepted(s.accepted);
   st.set_messages_rejected(s.rejected);
-  for (const auto& [reason, n] : s.rejected_by_reason) (*st.mutable_rejected_by_reason())[reason] = n;
+  for (const auto& [reason, n] : s.rejected_by_reason)
+    (*st.mutable_rejected_by_reason())[reason] = n;
   st.set_version(kVersion);
   return codec::ToJson(st);
 }

@@ -1,8 +1,8 @@
 #include "cloud_aggregator/service/aggregator_options.h"
 
-#include <cmath>
-
 #include <fmt/format.h>
+
+#include <cmath>
 
 #include "common/config.h"
 
@@ -28,8 +28,8 @@ Status AggregatorOptions::Validate() const {
     return Invalid(fmt::format("status_interval_s {} outside [1, 3600]", status_interval_s));
   }
   if (control_duration_s < 1 || control_duration_s > 86400) {
-    return Invalid(fmt::format("dispatch.control_duration_s {} outside [1, 86400]",
-                               control_duration_s));
+    return Invalid(
+        fmt::format("dispatch.control_duration_s {} outside [1, 86400]", control_duration_s));
   }
   if (!std::isfinite(deadband_kw) || deadband_kw < 0) {
     return Invalid(fmt::format("dispatch.deadband_kw {} must be a number >= 0", deadband_kw));

@@ -1,10 +1,10 @@
 #include "cloud_aggregator/storage/store.h"
 
-#include <filesystem>
-
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
+
+#include <filesystem>
 
 namespace derms::storage {
 namespace {
@@ -137,8 +137,8 @@ struct Store::Statements {
         insert_run(db, "INSERT OR REPLACE INTO dispatch_runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"),
         begin(db, "BEGIN"),
         commit(db, "COMMIT") {}
-  Stmt upsert_der, insert_birth, insert_status, insert_telemetry, insert_control,
-      insert_response, insert_grid, insert_run, begin, commit;
+  Stmt upsert_der, insert_birth, insert_status, insert_telemetry, insert_control, insert_response,
+      insert_grid, insert_run, begin, commit;
 };
 
 StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
@@ -146,8 +146,8 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
   std::error_code ec;
   if (!parent.empty()) std::filesystem::create_directories(parent, ec);
   if (ec) {
-    return Status::Error("storage_error", fmt::format("database directory '{}': {}",
-                                                      parent.string(), ec.message()));
+    return Status::Error("storage_error",
+                         fmt::format("database directory '{}': {}", parent.string(), ec.message()));
   }
   sqlite3* db = nullptr;
   if (sqlite3_open_v2(options.path.c_str(), &db,
@@ -160,8 +160,8 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
   sqlite3_busy_timeout(db, 5000);
   char* err = nullptr;
   if (sqlite3_exec(db, kSchema, nullptr, nullptr, &err) != SQLITE_OK) {
-    Status s = Status::Error("storage_error", fmt::format("database '{}' schema: {}",
-                                                          options.path, err ? err : "?"));
+    Status s = Status::Error(
+        "storage_error", fmt::format("database '{}' schema: {}", options.path, err ? err : "?"));
     sqlite3_free(err);
     sqlite3_close(db);
     return s;
@@ -268,7 +268,8 @@ void Store::Write(const Record& record) {
     const auto& t = r->telemetry;
     std::string alarms;
     for (const auto& a : t.alarms()) {
-      alarms += (alarms.empty() ? "" : ",") + a.code() + ":" + derms::v1::Severity_Name(a.severity());
+      alarms +=
+          (alarms.empty() ? "" : ",") + a.code() + ":" + derms::v1::Severity_Name(a.severity());
     }
     st.insert_telemetry.Bind(1, t.der_id())
         .Bind(2, static_cast<int64_t>(t.seq()))
@@ -276,9 +277,15 @@ void Store::Write(const Record& record) {
         .Bind(4, r->received_ms)
         .Bind(5, t.active_power_kw())
         .Bind(6, t.reactive_power_kvar());
-    if (t.has_soc_pct()) st.insert_telemetry.Bind(7, t.soc_pct()); else st.insert_telemetry.BindNull(7);
+    if (t.has_soc_pct())
+      st.insert_telemetry.Bind(7, t.soc_pct());
+    else
+      st.insert_telemetry.BindNull(7);
     st.insert_telemetry.Bind(8, t.voltage_v()).Bind(9, t.frequency_hz());
-    if (t.has_setpoint_kw()) st.insert_telemetry.Bind(10, t.setpoint_kw()); else st.insert_telemetry.BindNull(10);
+    if (t.has_setpoint_kw())
+      st.insert_telemetry.Bind(10, t.setpoint_kw());
+    else
+      st.insert_telemetry.BindNull(10);
     changed = st.insert_telemetry.Bind(11, t.run_time_s())
                   .Bind(12, t.available_discharge_kw())
                   .Bind(13, t.available_charge_kw())

@@ -67,7 +67,7 @@ struct DispatchRunRecord {
   std::string trigger;     // "grid_status" or "dispatch_request"
   std::string request_id;  // for a dispatch request
   int64_t started_ms;
-  double imbalance_kw;     // or the requested target
+  double imbalance_kw;  // or the requested target
   double uncontrolled_kw;
   double needed_kw;
   double headroom_kw;

@@ -1,9 +1,9 @@
 #include "edge_agent/agent/agent_options.h"
 
+#include <fmt/format.h>
+
 #include <cctype>
 #include <cmath>
-
-#include <fmt/format.h>
 
 #include "common/config.h"
 #include "common/topics.h"
@@ -14,7 +14,8 @@ namespace {
 Status Invalid(std::string message) { return Status::Error("invalid_value", std::move(message)); }
 
 Status CheckKw(std::string_view field, double v) {
-  if (!std::isfinite(v) || v < 0) return Invalid(fmt::format("{} {} must be a number >= 0", field, v));
+  if (!std::isfinite(v) || v < 0)
+    return Invalid(fmt::format("{} {} must be a number >= 0", field, v));
   return Status::Ok();
 }
 
@@ -22,7 +23,8 @@ Status CheckKw(std::string_view field, double v) {
 
 StatusOr<derms::v1::DerType> ParseDerType(std::string_view name) {
   std::string upper;
-  for (char c : name) upper.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
+  for (char c : name)
+    upper.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
   derms::v1::DerType type;
   if (upper != "DER_TYPE_UNSPECIFIED" && derms::v1::DerType_Parse(upper, &type)) return type;
   return Invalid(fmt::format(
@@ -43,9 +45,10 @@ Status AgentOptions::Validate() const {
   }
   if (broker_uri.empty()) return Invalid("broker must not be empty");
   if (nameplate.type == derms::v1::DER_TYPE_UNSPECIFIED) return Invalid("type is required");
-  for (auto [field, v] : {std::pair<const char*, double>{"max_discharge_kw", nameplate.max_discharge_kw},
-                          {"max_charge_kw", nameplate.max_charge_kw},
-                          {"energy_capacity_kwh", nameplate.energy_capacity_kwh}}) {
+  for (auto [field, v] :
+       {std::pair<const char*, double>{"max_discharge_kw", nameplate.max_discharge_kw},
+        {"max_charge_kw", nameplate.max_charge_kw},
+        {"energy_capacity_kwh", nameplate.energy_capacity_kwh}}) {
     Status s = CheckKw(field, v);
     if (!s.ok()) return s;
   }
@@ -75,7 +78,8 @@ Status AgentOptions::Validate() const {
     return Invalid("reconnect_min_ms must be >= 10 and <= reconnect_max_ms");
   }
   for (const auto& tag : tags) {
-    if (tag.empty() || tag.size() > 64) return Invalid(fmt::format("tag '{}' must be 1 to 64 characters", tag));
+    if (tag.empty() || tag.size() > 64)
+      return Invalid(fmt::format("tag '{}' must be 1 to 64 characters", tag));
   }
   return Status::Ok();
 }
@@ -84,14 +88,30 @@ Status LoadAgentOptions(const std::string& path, AgentOptions* o) {
   auto parsed = config::ParseFile(path);
   if (!parsed.ok()) return parsed.status();
   const toml::table& t = *parsed;
-  Status s = config::CheckKnownKeys(
-      t, path,
-      {"broker", "der_id", "type", "telemetry_interval_s", "telemetry_qos", "state_dir",
-       "offline_buffer", "reconnect_min_ms", "reconnect_max_ms", "nameplate.max_discharge_kw",
-       "nameplate.max_charge_kw", "nameplate.energy_capacity_kwh", "nameplate.substation_id",
-       "nameplate.feeder_id", "nameplate.provider_id", "nameplate.latitude",
-       "nameplate.longitude", "nameplate.tags", "nameplate.model", "default.mode",
-       "default.setpoint_kw", "credentials.username", "credentials.password"});
+  Status s = config::CheckKnownKeys(t, path,
+                                    {"broker",
+                                     "der_id",
+                                     "type",
+                                     "telemetry_interval_s",
+                                     "telemetry_qos",
+                                     "state_dir",
+                                     "offline_buffer",
+                                     "reconnect_min_ms",
+                                     "reconnect_max_ms",
+                                     "nameplate.max_discharge_kw",
+                                     "nameplate.max_charge_kw",
+                                     "nameplate.energy_capacity_kwh",
+                                     "nameplate.substation_id",
+                                     "nameplate.feeder_id",
+                                     "nameplate.provider_id",
+                                     "nameplate.latitude",
+                                     "nameplate.longitude",
+                                     "nameplate.tags",
+                                     "nameplate.model",
+                                     "default.mode",
+                                     "default.setpoint_kw",
+                                     "credentials.username",
+                                     "credentials.password"});
   if (!s.ok()) return s;
   std::string type;
   Status results[] = {
@@ -125,7 +145,8 @@ Status LoadAgentOptions(const std::string& path, AgentOptions* o) {
   if (!type.empty()) {
     auto parsed_type = ParseDerType(type);
     if (!parsed_type.ok()) {
-      return Status::Error("config_error", fmt::format("{}: {}", path, parsed_type.status().message()));
+      return Status::Error("config_error",
+                           fmt::format("{}: {}", path, parsed_type.status().message()));
     }
     o->nameplate.type = *parsed_type;
   }

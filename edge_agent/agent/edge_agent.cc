@@ -1,10 +1,10 @@
 #include "edge_agent/agent/edge_agent.h"
 
-#include <algorithm>
-#include <functional>
-
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <functional>
 
 #include "common/codec.h"
 #include "common/topics.h"
@@ -25,22 +25,23 @@ StatusOr<std::unique_ptr<EdgeAgent>> EdgeAgent::Create(const AgentOptions& optio
   if (!store.ok()) return store.status();
   auto client = mqtt::Client::Create(options.broker_uri, "edge-" + options.der_id);
   if (!client.ok()) return client.status();
-  return std::unique_ptr<EdgeAgent>(new EdgeAgent(options, std::move(device), std::move(*store),
-                                                  std::move(client).value()));
+  return std::unique_ptr<EdgeAgent>(
+      new EdgeAgent(options, std::move(device), std::move(*store), std::move(client).value()));
 }
 
-EdgeAgent::EdgeAgent(const AgentOptions& options, std::unique_ptr<Device> device,
-                     StateStore store, std::unique_ptr<mqtt::Client> client)
+EdgeAgent::EdgeAgent(const AgentOptions& options, std::unique_ptr<Device> device, StateStore store,
+                     std::unique_ptr<mqtt::Client> client)
     : options_(options),
       device_(std::move(device)),
       state_store_(std::move(store)),
       client_(std::move(client)),
       engine_(options.der_id),
-      session_(client_.get(),
-               mqtt::SessionOptions{{topics::DerControl(options.der_id), topics::DerCmd(options.der_id)},
-                                    options.reconnect_min_ms,
-                                    options.reconnect_max_ms,
-                                    static_cast<uint32_t>(std::hash<std::string>{}(options.der_id))}) {
+      session_(
+          client_.get(),
+          mqtt::SessionOptions{{topics::DerControl(options.der_id), topics::DerCmd(options.der_id)},
+                               options.reconnect_min_ms,
+                               options.reconnect_max_ms,
+                               static_cast<uint32_t>(std::hash<std::string>{}(options.der_id))}) {
   client_->SetMessageHandler([this](mqtt::Message m) {
     std::lock_guard<std::mutex> lock(inbox_mutex_);
     inbox_.push_back(std::move(m));
@@ -53,8 +54,8 @@ EdgeAgent::~EdgeAgent() {
 }
 
 void EdgeAgent::Tick(int64_t now_ms) {
-  auto event = session_.Step(
-      [&](mqtt::ConnectOptions* connect) { return PrepareConnect(now_ms, connect); });
+  auto event =
+      session_.Step([&](mqtt::ConnectOptions* connect) { return PrepareConnect(now_ms, connect); });
   if (event == mqtt::Session::Event::kOnline) {
     ++counters_.connects;
     GoOnline(now_ms);
@@ -96,7 +97,11 @@ Status EdgeAgent::PrepareConnect(int64_t now_ms, mqtt::ConnectOptions* connect) 
   connect->clean_start = false;
   connect->session_expiry_s = kSessionExpiryS;
   connect->will = mqtt::Message{topics::DerStatus(options_.der_id),
-                                codec::ToBinary(StatusMessage(false, now_ms)), 1, true, {}, {}};
+                                codec::ToBinary(StatusMessage(false, now_ms)),
+                                1,
+                                true,
+                                {},
+                                {}};
   return Status::Ok();
 }
 
@@ -158,8 +163,8 @@ void EdgeAgent::HandleInbox(int64_t now_ms) {
 void EdgeAgent::HandleControl(const mqtt::Message& m, int64_t now_ms) {
   ++counters_.controls_received;
   derms::v1::Control control;
-  Status s = codec::ParseBinary(m.payload, fmt::format("control for der '{}'", options_.der_id),
-                                &control);
+  Status s =
+      codec::ParseBinary(m.payload, fmt::format("control for der '{}'", options_.der_id), &control);
   if (!s.ok()) {
     // Without a command_id there is nobody to answer; the reason is logged.
     ++counters_.bad_messages;
@@ -182,8 +187,8 @@ void EdgeAgent::HandleCommand(const mqtt::Message& m, int64_t now_ms) {
       if (session_.online()) GoOnline(now_ms);
       return;
     case derms::v1::RETURN_TO_DEFAULT:
-      Respond(engine_.Cancel(now_ms, cmd.reason().empty() ? "return to default requested"
-                                                          : cmd.reason()));
+      Respond(engine_.Cancel(now_ms,
+                             cmd.reason().empty() ? "return to default requested" : cmd.reason()));
       return;
     default:
       ++counters_.bad_messages;
@@ -243,16 +248,14 @@ void EdgeAgent::SendTelemetry(int64_t now_ms) {
 }
 
 void EdgeAgent::FlushBuffers() {
-  while (!response_buffer_.empty() &&
-         Send(topics::DerResponse(options_.der_id), codec::ToBinary(response_buffer_.front()), 1,
-              false)) {
+  while (!response_buffer_.empty() && Send(topics::DerResponse(options_.der_id),
+                                           codec::ToBinary(response_buffer_.front()), 1, false)) {
     response_buffer_.pop_front();
     ++counters_.responses_sent;
   }
   // Historical telemetry goes at QoS 1 whatever the live QoS: it was kept to arrive.
-  while (!telemetry_buffer_.empty() &&
-         Send(topics::DerTelemetry(options_.der_id), codec::ToBinary(telemetry_buffer_.front()), 1,
-              false)) {
+  while (!telemetry_buffer_.empty() && Send(topics::DerTelemetry(options_.der_id),
+                                            codec::ToBinary(telemetry_buffer_.front()), 1, false)) {
     telemetry_buffer_.pop_front();
     ++counters_.telemetry_sent;
   }
@@ -260,10 +263,14 @@ void EdgeAgent::FlushBuffers() {
 
 void EdgeAgent::Shutdown(int64_t now_ms) {
   if (session_.online()) {
-    Status ignored = client_->PublishAndWait(mqtt::Message{topics::DerStatus(options_.der_id),
-                                          codec::ToBinary(StatusMessage(false, now_ms)), 1, true,
-                                          {}, {}},
-                            std::chrono::milliseconds(2000));
+    Status ignored =
+        client_->PublishAndWait(mqtt::Message{topics::DerStatus(options_.der_id),
+                                              codec::ToBinary(StatusMessage(false, now_ms)),
+                                              1,
+                                              true,
+                                              {},
+                                              {}},
+                                std::chrono::milliseconds(2000));
     (void)ignored;  // shutting down either way; the will covers a failed publish
   }
   client_->Disconnect();

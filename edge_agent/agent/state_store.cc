@@ -1,10 +1,10 @@
 #include "edge_agent/agent/state_store.h"
 
+#include <fmt/format.h>
+
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-
-#include <fmt/format.h>
 
 namespace derms::edge {
 
@@ -36,7 +36,10 @@ StatusOr<StateStore> StateStore::Open(const std::string& dir, const std::string&
 }
 
 StateStore::StateStore(std::string path, uint64_t bd_seq, uint64_t seq_reserved)
-    : path_(std::move(path)), bd_seq_(bd_seq), next_seq_(seq_reserved), seq_reserved_(seq_reserved) {}
+    : path_(std::move(path)),
+      bd_seq_(bd_seq),
+      next_seq_(seq_reserved),
+      seq_reserved_(seq_reserved) {}
 
 Status StateStore::Save() const {
   std::string tmp = path_ + ".tmp";

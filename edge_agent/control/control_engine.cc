@@ -1,9 +1,9 @@
 #include "edge_agent/control/control_engine.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
-
-#include <fmt/format.h>
 
 namespace derms::edge {
 
@@ -131,8 +131,7 @@ ControlEngine::Responses ControlEngine::OnControl(const Control& control, int64_
            &out);
       return out;
     }
-    if (control.priority() == active_->priority &&
-        control.issued_at_ms() < active_->issued_at_ms) {
+    if (control.priority() == active_->priority && control.issued_at_ms() < active_->issued_at_ms) {
       Emit(Make(id, derms::v1::SUPERSEDED, 0,
                 fmt::format("issued_at_ms {} is older than control '{}' in force ({})",
                             control.issued_at_ms(), active_->command_id, active_->issued_at_ms),

@@ -17,7 +17,9 @@ class SimulatedDevice : public Device {
   SimulatedDevice(const Nameplate& nameplate, uint64_t seed, int64_t start_ms)
       : nameplate_(nameplate), rng_(seed), last_ms_(start_ms) {}
 
-  double BaselineKw() const override { return std::clamp(Natural(), Range().min_kw, Range().max_kw); }
+  double BaselineKw() const override {
+    return std::clamp(Natural(), Range().min_kw, Range().max_kw);
+  }
 
   void Step(int64_t now_ms, std::optional<double> setpoint_kw) override {
     double dt_s = std::max<int64_t>(0, now_ms - last_ms_) / 1000.0;
@@ -75,7 +77,8 @@ class SimulatedDevice : public Device {
 
 class Battery : public SimulatedDevice {
  public:
-  Battery(const Nameplate& n, uint64_t seed, int64_t start_ms) : SimulatedDevice(n, seed, start_ms) {
+  Battery(const Nameplate& n, uint64_t seed, int64_t start_ms)
+      : SimulatedDevice(n, seed, start_ms) {
     soc_pct_ = std::uniform_real_distribution<double>(35, 75)(rng_);
   }
   PowerRange Range() const override {

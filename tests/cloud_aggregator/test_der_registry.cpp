@@ -1,9 +1,8 @@
 // The cloud's view of each DER: online/offline by birth, status and silence,
 // late wills, rebirth requests, stale telemetry, activity and substations.
+#include <catch2/catch.hpp>
 #include <string>
 #include <vector>
-
-#include <catch2/catch.hpp>
 
 #include "cloud_aggregator/registry/der_registry.h"
 

@@ -1,12 +1,11 @@
 // Splitting a substation's imbalance across its DERs: hand-worked examples,
 // then properties over random fleets (fixed seeds, so every run is the same).
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <map>
 #include <random>
 #include <string>
 #include <vector>
-
-#include <catch2/catch.hpp>
 
 #include "cloud_aggregator/dispatch/imbalance_split.h"
 

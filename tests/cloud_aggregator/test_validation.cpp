@@ -1,11 +1,10 @@
 // The aggregator's checks of every inbound message against the contract:
 // each accepts a good message and rejects a bad one with a message naming the
 // input (kind and id), the field and the rule.
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <limits>
 #include <string>
-
-#include <catch2/catch.hpp>
 
 #include "cloud_aggregator/registry/validation.h"
 

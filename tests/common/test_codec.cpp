@@ -1,8 +1,7 @@
 // Payload codec: protobuf binary for device topics, canonical JSON (snake_case
 // out, snake_case or lowerCamelCase in) for operator topics.
-#include <string>
-
 #include <catch2/catch.hpp>
+#include <string>
 
 #include "common/codec.h"
 #include "derms/v1/derms.pb.h"

@@ -1,8 +1,7 @@
 // Topic names of the wire contract: identifier rule, parsing every topic kind,
 // builders that round trip through Parse, and the errors for anything else.
-#include <string>
-
 #include <catch2/catch.hpp>
+#include <string>
 
 #include "common/topics.h"
 

@@ -1,12 +1,11 @@
 // The contract's control rules for one DER: apply within limits, clamp,
 // reject invalid controls, idempotent replies, supersede, priority, expiry,
 // schedules and cancel.
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <limits>
 #include <string>
 #include <vector>
-
-#include <catch2/catch.hpp>
 
 #include "edge_agent/control/control_engine.h"
 

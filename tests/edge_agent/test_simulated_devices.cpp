@@ -1,13 +1,12 @@
 // Simulated devices: sun position, battery state of charge and its limits,
 // PV following the sun and its curtailment, EV charging, flexible load,
 // determinism by seed and staying inside the reported range.
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <memory>
 #include <optional>
 #include <random>
 #include <vector>
-
-#include <catch2/catch.hpp>
 
 #include "edge_agent/devices/simulated.h"
 

@@ -40,8 +40,8 @@ struct Fleet {
         std::shared_ptr<std::atomic<double>> derated_max = nullptr) {
     std::vector<std::unique_ptr<edge::EdgeAgent>> agents;
     for (int i = 0; i < batteries; ++i) {
-      agents.push_back(MakeAgent(AgentOptionsFor(uri, fmt::format("{}-bat-{}", sub, i),
-                                                 v1::BATTERY, sub, dir / "state")));
+      agents.push_back(MakeAgent(
+          AgentOptionsFor(uri, fmt::format("{}-bat-{}", sub, i), v1::BATTERY, sub, dir / "state")));
     }
     if (derated_max) {
       auto o = AgentOptionsFor(uri, sub + "-derated", v1::BATTERY, sub, dir / "state");
@@ -98,18 +98,21 @@ TEST_CASE("a deficit makes batteries discharge, with APPLIED and CLAMPED respons
     agg->FlushStore();
     return QueryInt(db, "SELECT COUNT(*) FROM responses") >= 3;
   }));
-  CHECK(QueryInt(db, "SELECT COUNT(*) FROM dispatch_runs WHERE substation_id='sub-d' AND "
-                     "trigger='grid_status' AND imbalance_kw=30 AND controls_sent=3") == 1);
+  CHECK(QueryInt(db,
+                 "SELECT COUNT(*) FROM dispatch_runs WHERE substation_id='sub-d' AND "
+                 "trigger='grid_status' AND imbalance_kw=30 AND controls_sent=3") == 1);
   CHECK(QueryInt(db, "SELECT COUNT(*) FROM controls WHERE target_kw=10") == 3);
   CHECK(QueryInt(db, "SELECT COUNT(*) FROM responses WHERE status='APPLIED' AND applied_kw=10") ==
         2);
-  CHECK(QueryInt(db, "SELECT COUNT(*) FROM responses WHERE status='CLAMPED' AND applied_kw=2 AND "
-                     "der_id='sub-d-derated' AND reason LIKE '%range%'") == 1);
+  CHECK(QueryInt(db,
+                 "SELECT COUNT(*) FROM responses WHERE status='CLAMPED' AND applied_kw=2 AND "
+                 "der_id='sub-d-derated' AND reason LIKE '%range%'") == 1);
   // The batteries really export: their telemetry shows the setpoint in force.
   REQUIRE(WaitFor([&] {
     agg->FlushStore();
-    return QueryInt(db, "SELECT COUNT(DISTINCT der_id) FROM telemetry WHERE setpoint_kw=10 AND "
-                        "active_power_kw > 9.99") == 2;
+    return QueryInt(db,
+                    "SELECT COUNT(DISTINCT der_id) FROM telemetry WHERE setpoint_kw=10 AND "
+                    "active_power_kw > 9.99") == 2;
   }));
 }
 
@@ -127,8 +130,9 @@ TEST_CASE("a surplus makes batteries charge", "[integration][dispatch]") {
   std::string db = agg->db_path();
   REQUIRE(WaitFor([&] {
     agg->FlushStore();
-    return QueryInt(db, "SELECT COUNT(DISTINCT der_id) FROM telemetry WHERE setpoint_kw < -4.99 "
-                        "AND setpoint_kw > -5.01 AND active_power_kw < -4.99") == 3;
+    return QueryInt(db,
+                    "SELECT COUNT(DISTINCT der_id) FROM telemetry WHERE setpoint_kw < -4.99 "
+                    "AND setpoint_kw > -5.01 AND active_power_kw < -4.99") == 3;
   }));
   CHECK(QueryInt(db, "SELECT COUNT(*) FROM responses WHERE status='APPLIED'") == 3);
 }
@@ -144,8 +148,9 @@ TEST_CASE("a dispatch request is answered on its MQTT 5 response topic with its 
 
   TestClient utility((*broker)->uri(), {"utility/replies", topics::VderDispatchResult("nowhere")});
   std::string request = R"({"request_id": "r-42", "target_kw": 12, "duration_s": 60})";
-  REQUIRE(utility.Publish(topics::VderDispatch("sub-r"), request, false, "utility/replies",
-                          "corr-7").ok());
+  REQUIRE(
+      utility.Publish(topics::VderDispatch("sub-r"), request, false, "utility/replies", "corr-7")
+          .ok());
   auto reply = utility.Next("utility/replies");
   REQUIRE(reply);
   CHECK(reply->correlation_data == "corr-7");
@@ -157,9 +162,11 @@ TEST_CASE("a dispatch request is answered on its MQTT 5 response topic with its 
   CHECK(result.members_dispatched() == 2);
 
   // A request beyond what the DERs can do reports the shortfall and why.
-  REQUIRE(utility.Publish(topics::VderDispatch("sub-r"),
-                          R"({"request_id": "r-43", "target_kw": 50, "duration_s": 60})", false,
-                          "utility/replies", "corr-8").ok());
+  REQUIRE(utility
+              .Publish(topics::VderDispatch("sub-r"),
+                       R"({"request_id": "r-43", "target_kw": 50, "duration_s": 60})", false,
+                       "utility/replies", "corr-8")
+              .ok());
   reply = utility.Next("utility/replies");
   REQUIRE(reply);
   REQUIRE(codec::ParseJson(reply->payload, "result", &result).ok());
@@ -168,8 +175,10 @@ TEST_CASE("a dispatch request is answered on its MQTT 5 response topic with its 
   CHECK_FALSE(result.reason().empty());
 
   // An unknown virtual DER is answered, not ignored.
-  REQUIRE(utility.Publish(topics::VderDispatch("nowhere"),
-                          R"({"request_id": "r-44", "target_kw": 5, "duration_s": 60})").ok());
+  REQUIRE(utility
+              .Publish(topics::VderDispatch("nowhere"),
+                       R"({"request_id": "r-44", "target_kw": 5, "duration_s": 60})")
+              .ok());
   auto unknown = utility.Next(topics::VderDispatchResult("nowhere"));
   REQUIRE(unknown);
   REQUIRE(codec::ParseJson(unknown->payload, "result", &result).ok());

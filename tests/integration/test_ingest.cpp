@@ -1,8 +1,7 @@
 // Ingest through a real Mosquitto: duplicates stored once, malformed input
 // rejected with reasons while good DERs keep being served, retained status.
-#include <random>
-
 #include <catch2/catch.hpp>
+#include <random>
 
 #include "tests/support/mosquitto_broker.h"
 #include "tests/support/stack.h"
@@ -49,8 +48,8 @@ TEST_CASE("telemetry redelivered with the same der_id and seq is stored once",
   TestClient der((*broker)->uri());
   REQUIRE(der.Publish(topics::DerBirth("bat-dup"), codec::ToBinary(Birth("bat-dup"))).ok());
   for (uint64_t seq : {1, 2, 2, 3, 2, 3}) {  // QoS 1 redelivery repeats samples
-    REQUIRE(der.Publish(topics::DerTelemetry("bat-dup"), codec::ToBinary(Sample("bat-dup", seq)))
-                .ok());
+    REQUIRE(
+        der.Publish(topics::DerTelemetry("bat-dup"), codec::ToBinary(Sample("bat-dup", seq))).ok());
   }
   REQUIRE(WaitFor([&] { return agg->stats().accepted >= 7; }));
   agg->FlushStore();
@@ -73,8 +72,9 @@ TEST_CASE("malformed payloads are rejected with reasons while good DERs keep bei
   int bad = 0;
   for (int round = 0; round < 20; ++round) {
     // A good sample between every bad one: the good DER must not suffer.
-    REQUIRE(client.Publish(topics::DerTelemetry("bat-good"),
-                           codec::ToBinary(Sample("bat-good", ++seq))).ok());
+    REQUIRE(
+        client.Publish(topics::DerTelemetry("bat-good"), codec::ToBinary(Sample("bat-good", ++seq)))
+            .ok());
     std::string noise(16 + rng() % 64, '\0');
     for (auto& ch : noise) ch = static_cast<char>(rng());
     noise[0] = '\xff';  // never a valid first tag
@@ -88,11 +88,13 @@ TEST_CASE("malformed payloads are rejected with reasons while good DERs keep bei
   REQUIRE(client.Publish(topics::DerTelemetry("bat-good"), codec::ToBinary(control)).ok());
   ++bad;
   // Telemetry where a birth belongs.
-  REQUIRE(client.Publish(topics::DerBirth("bat-wrong"), codec::ToBinary(Sample("bat-wrong", 1))).ok());
+  REQUIRE(
+      client.Publish(topics::DerBirth("bat-wrong"), codec::ToBinary(Sample("bat-wrong", 1))).ok());
   ++bad;
   // A bad identifier in the topic.
-  REQUIRE(client.Publish(topics::Filter("der/bad.id/telemetry"),
-                         codec::ToBinary(Sample("bad.id", 1))).ok());
+  REQUIRE(
+      client.Publish(topics::Filter("der/bad.id/telemetry"), codec::ToBinary(Sample("bad.id", 1)))
+          .ok());
   ++bad;
   // NaN and out-of-range values.
   auto nan_sample = Sample("bat-good", 1000);
@@ -106,8 +108,9 @@ TEST_CASE("malformed payloads are rejected with reasons while good DERs keep bei
   // Grid status that is not JSON of a GridStatus.
   REQUIRE(client.Publish(topics::GridStatus("sub-i"), "{\"load_kw\": \"lots\"}").ok());
   ++bad;
-  REQUIRE(client.Publish(topics::DerTelemetry("bat-good"),
-                         codec::ToBinary(Sample("bat-good", ++seq))).ok());
+  REQUIRE(
+      client.Publish(topics::DerTelemetry("bat-good"), codec::ToBinary(Sample("bat-good", ++seq)))
+          .ok());
 
   REQUIRE(WaitFor([&] { return agg->stats().rejected >= static_cast<uint64_t>(bad); }));
   REQUIRE(WaitFor([&] { return agg->stats().accepted >= seq + 1; }));

@@ -34,8 +34,9 @@ TEST_CASE("an edge agent's birth makes it online and is stored", "[integration][
   REQUIRE(WaitFor([&] { return edge[0].counters().telemetry_sent >= 2; }));
   agg->FlushStore();
   std::string db = agg->db_path();
-  CHECK(QueryInt(db, "SELECT bd_seq FROM ders WHERE der_id='bat-1' AND substation_id='sub-a' "
-                     "AND der_type='BATTERY'") == 1);
+  CHECK(QueryInt(db,
+                 "SELECT bd_seq FROM ders WHERE der_id='bat-1' AND substation_id='sub-a' "
+                 "AND der_type='BATTERY'") == 1);
   CHECK(QueryInt(db, "SELECT COUNT(*) FROM births WHERE der_id='bat-1'") == 1);
   CHECK(QueryInt(db, "SELECT COUNT(*) FROM status_changes WHERE der_id='bat-1' AND online=1") == 1);
   REQUIRE(WaitFor([&] {
@@ -55,8 +56,9 @@ TEST_CASE("a killed edge agent's will marks it offline", "[integration][session]
 
   REQUIRE(WaitFor([&] { return Online(agg) == 0; }));
   agg->FlushStore();
-  CHECK(QueryInt(agg->db_path(), "SELECT COUNT(*) FROM status_changes WHERE der_id='bat-kill' "
-                                 "AND online=0 AND cause='status' AND bd_seq=1") == 1);
+  CHECK(QueryInt(agg->db_path(),
+                 "SELECT COUNT(*) FROM status_changes WHERE der_id='bat-kill' "
+                 "AND online=0 AND cause='status' AND bd_seq=1") == 1);
 }
 
 TEST_CASE("bd_seq survives restarts and a late will from an older session changes nothing",
@@ -90,14 +92,14 @@ TEST_CASE("bd_seq survives restarts and a late will from an older session change
   late.set_bd_seq(1);
   late.set_timestamp_ms(WallNowMs());
   uint64_t stale_before = agg->stats().stale_ignored;
-  REQUIRE(TestClient(broker->uri()).Publish(topics::DerStatus("bat-late"), codec::ToBinary(late)).ok());
+  REQUIRE(
+      TestClient(broker->uri()).Publish(topics::DerStatus("bat-late"), codec::ToBinary(late)).ok());
 
   REQUIRE(WaitFor([&] { return agg->stats().stale_ignored > stale_before; }));
   CHECK(Online(agg) == 1);
 }
 
-TEST_CASE("telemetry from a DER without a birth gets a rebirth command",
-          "[integration][session]") {
+TEST_CASE("telemetry from a DER without a birth gets a rebirth command", "[integration][session]") {
   auto broker = StartBroker();
   TempDir dir;
   AggregatorThread agg(AggregatorOptionsFor(broker->uri(), dir));
@@ -142,7 +144,7 @@ TEST_CASE("an edge agent keeps applying and ending controls while the broker is 
   // nothing the agent sends the moment the broker is back.
   TestClient watcher(broker->uri(),
                      {topics::DerResponse("bat-off"), topics::DerTelemetry("bat-off")}, true);
-  std::this_thread::sleep_for(1500ms);  // the broker's autosave interval is 1 s
+  REQUIRE(broker->WaitForSave());
 
   broker->Kill();
   REQUIRE(WaitFor([&] { return !edge[0].online(); }));

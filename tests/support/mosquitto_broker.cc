@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
@@ -14,8 +15,6 @@
 #include <filesystem>
 #include <fstream>
 #include <thread>
-
-#include <fmt/format.h>
 
 namespace derms::testing {
 namespace {
@@ -78,7 +77,8 @@ Status MosquittoBroker::Launch() {
   std::string conf = dir_ + "/mosquitto.conf";
   {
     std::ofstream out(conf);
-    out << "listener " << port_ << " 127.0.0.1\n"
+    out << "listener " << port_
+        << " 127.0.0.1\n"
         // Run as ourselves: as root, mosquitto would switch to its own user
         // and could not write into our private directory.
         << "user " << CurrentUser() << "\n"
@@ -117,6 +117,32 @@ Status MosquittoBroker::Launch() {
 }
 
 std::string MosquittoBroker::uri() const { return fmt::format("tcp://127.0.0.1:{}", port_); }
+
+bool MosquittoBroker::WaitForSave() {
+  namespace fs = std::filesystem;
+  const fs::path db = dir_ + "/mosquitto.db";
+  std::error_code ec;
+  // A save that starts after this moment includes what happened before it.
+  // Filesystem timestamps can be coarse, so require a strictly later one
+  // after a short pause.
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  auto before = fs::exists(db, ec) ? fs::last_write_time(db, ec) : fs::file_time_type::min();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (fs::exists(db, ec) && fs::last_write_time(db, ec) > before) {
+      // Saved once after `before`: but that save may have begun before it.
+      // A second save surely began after.
+      auto first = fs::last_write_time(db, ec);
+      while (std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        if (fs::last_write_time(db, ec) > first) return true;
+      }
+      return false;
+    }
+  }
+  return false;
+}
 
 void MosquittoBroker::Kill() {
   if (pid_ <= 0) return;

@@ -22,6 +22,9 @@ class MosquittoBroker {
 
   std::string uri() const;
   int port() const { return port_; }
+  // For a persistent broker: waits until it has saved its state after this
+  // call, so everything done before it survives Kill. False on timeout.
+  bool WaitForSave();
   // Kills the broker abruptly (SIGKILL), as a crash or a network loss would.
   void Kill();
   // Starts it again on the same port (after Kill).

@@ -5,7 +5,9 @@
 #ifndef DERMS_TESTS_SUPPORT_STACK_H_
 #define DERMS_TESTS_SUPPORT_STACK_H_
 
+#include <fmt/format.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,9 +20,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <fmt/format.h>
-#include <sqlite3.h>
 
 #include "cloud_aggregator/service/aggregator.h"
 #include "common/blocking_queue.h"
@@ -146,11 +145,10 @@ class AgentProcess {
                const std::string& state_dir) {
     pid_ = ::fork();
     if (pid_ == 0) {
-      ::execl(DERMS_EDGE_AGENT_BIN, "derms-edge-agent", "--broker", broker_uri.c_str(),
-              "--der-id", der_id.c_str(), "--type", "BATTERY", "--substation", "sub-p",
-              "--max-discharge-kw", "5", "--max-charge-kw", "5", "--capacity-kwh", "10",
-              "--telemetry-interval-s", "1", "--state-dir", state_dir.c_str(), "--log-level",
-              "warn", nullptr);
+      ::execl(DERMS_EDGE_AGENT_BIN, "derms-edge-agent", "--broker", broker_uri.c_str(), "--der-id",
+              der_id.c_str(), "--type", "BATTERY", "--substation", "sub-p", "--max-discharge-kw",
+              "5", "--max-charge-kw", "5", "--capacity-kwh", "10", "--telemetry-interval-s", "1",
+              "--state-dir", state_dir.c_str(), "--log-level", "warn", nullptr);
       std::_Exit(127);
     }
   }
@@ -172,8 +170,8 @@ class TestClient {
  public:
   // `persistent` keeps a broker session (subscriptions, queued messages)
   // across Reconnect.
-  explicit TestClient(const std::string& broker_uri,
-                      const std::vector<std::string>& filters = {}, bool persistent = false) {
+  explicit TestClient(const std::string& broker_uri, const std::vector<std::string>& filters = {},
+                      bool persistent = false) {
     static std::atomic<int> n{0};
     auto c = mqtt::Client::Create(broker_uri, fmt::format("test-{}-{}", ::getpid(), ++n));
     if (!c.ok()) throw std::runtime_error(c.status().ToString());
@@ -206,6 +204,9 @@ class TestClient {
     auto deadline = std::chrono::steady_clock::now() + timeout;
     while (std::chrono::steady_clock::now() < deadline) {
       auto m = inbox_.PopFor(std::chrono::milliseconds(50));
+      if (m && std::getenv("DERMS_TEST_DEBUG")) {
+        fmt::print(stderr, "test client got '{}' ({} bytes)\n", m->topic, m->payload.size());
+      }
       if (m && m->topic == topic && (!accept || accept(*m))) return m;
     }
     return std::nullopt;
@@ -236,7 +237,7 @@ inline int64_t QueryInt(const std::string& db, const std::string& sql) {
 }
 
 inline aggregator::AggregatorOptions AggregatorOptionsFor(const std::string& broker_uri,
-                                                         const TempDir& dir) {
+                                                          const TempDir& dir) {
   aggregator::AggregatorOptions o;
   o.broker_uri = broker_uri;
   o.db_path = dir / "derms.db";

@@ -2,17 +2,16 @@
 // requests and controls, and watches any derms/v1 topic as one JSON line per
 // message.
 
+#include <fmt/format.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <atomic>
 #include <chrono>
 #include <functional>
 #include <iostream>
 #include <map>
 #include <thread>
-
-#include <CLI/CLI.hpp>
-#include <fmt/format.h>
 
 #include "common/blocking_queue.h"
 #include "common/cli_overrides.h"
@@ -77,7 +76,8 @@ std::string Describe(const mqtt::Message& m) {
   if (m.payload.empty()) return fmt::format("{{\"topic\":{},\"cleared\":true}}", topic_json);
   if (!s.ok()) {
     std::string escaped;
-    for (char ch : s.message()) escaped += (ch == '"' || ch == '\\') ? std::string("\\") + ch : std::string(1, ch);
+    for (char ch : s.message())
+      escaped += (ch == '"' || ch == '\\') ? std::string("\\") + ch : std::string(1, ch);
     return fmt::format("{{\"topic\":{},\"error\":\"{}\"}}", topic_json, escaped);
   }
   return fmt::format("{{\"topic\":{},\"retained\":{},\"message\":{}}}", topic_json,
@@ -122,8 +122,8 @@ int Request(const Common& c, const std::string& topic, const std::string& payloa
   if (!s.ok()) return Fail(s.message());
   fmt::print("published {}\n", topic);
   if (answer_filter.empty() || c.wait_s <= 0) return 0;
-  auto deadline = std::chrono::steady_clock::now() +
-                  milliseconds(static_cast<int64_t>(c.wait_s * 1000));
+  auto deadline =
+      std::chrono::steady_clock::now() + milliseconds(static_cast<int64_t>(c.wait_s * 1000));
   int answers = 0;
   while (std::chrono::steady_clock::now() < deadline) {
     auto a = inbox.PopFor(milliseconds(100));
@@ -133,7 +133,8 @@ int Request(const Common& c, const std::string& topic, const std::string& payloa
     if (is_final && is_final(*a)) break;
   }
   (*client)->Disconnect();
-  if (answers == 0) return Fail(fmt::format("no answer on '{}' within {} s", answer_filter, c.wait_s));
+  if (answers == 0)
+    return Fail(fmt::format("no answer on '{}' within {} s", answer_filter, c.wait_s));
   return 0;
 }
 
@@ -143,9 +144,9 @@ int PrintStatus(const Common& c) {
   derms::BlockingQueue<mqtt::Message> inbox;
   auto client = Connect(c, &inbox);
   if (!client.ok()) return Fail(client.status().message());
-  Status s = (*client)->Subscribe(
-      {topics::AggregatorStatus(), topics::Filter("aggregator/substations/+")}, 1,
-      milliseconds(5000));
+  Status s =
+      (*client)->Subscribe({topics::AggregatorStatus(), topics::Filter("aggregator/substations/+")},
+                           1, milliseconds(5000));
   if (!s.ok()) return Fail(s.message());
   std::map<std::string, derms::v1::SubstationSummary> subs;
   derms::v1::AggregatorStatus agg;
@@ -171,8 +172,8 @@ int PrintStatus(const Common& c) {
   }
   for (const auto& [id, sum] : subs) {
     std::string responses;
-    for (const auto& [status, n] : std::map<std::string, uint32_t>(sum.responses().begin(),
-                                                                   sum.responses().end())) {
+    for (const auto& [status, n] :
+         std::map<std::string, uint32_t>(sum.responses().begin(), sum.responses().end())) {
       responses += fmt::format(" {}={}", status, n);
     }
     fmt::print(
@@ -206,8 +207,9 @@ int main(int argc, char** argv) {
   grid->add_option("--frequency-hz", frequency_hz, "default 60");
   grid->add_option("--voltage-pu", voltage_pu, "default 1.0");
 
-  auto* dispatch = app.add_subcommand("dispatch", "send a DispatchRequest to vder/{id}/dispatch "
-                                                  "and print the DispatchResult");
+  auto* dispatch = app.add_subcommand("dispatch",
+                                      "send a DispatchRequest to vder/{id}/dispatch "
+                                      "and print the DispatchResult");
   std::string vder_id, request_id;
   double target_kw = 0;
   int64_t start_ms = 0;
@@ -220,8 +222,9 @@ int main(int argc, char** argv) {
   dispatch->add_option("--request-id", request_id, "default: generated");
   dispatch->add_option("--wait", c.wait_s, "seconds to wait for the result (default 5)");
 
-  auto* control = app.add_subcommand("control", "send a Control to der/{id}/control and print "
-                                                "the responses");
+  auto* control = app.add_subcommand("control",
+                                     "send a Control to der/{id}/control and print "
+                                     "the responses");
   std::string der_id, command_id;
   int priority = 0;
   control->add_option("--der", der_id, "DER id")->required();
@@ -232,8 +235,9 @@ int main(int argc, char** argv) {
   control->add_option("--priority", priority, "default 0");
   control->add_option("--wait", c.wait_s, "seconds to print responses for (default 5)");
 
-  auto* status = app.add_subcommand("status", "print the aggregator's and each substation's "
-                                              "latest summary");
+  auto* status = app.add_subcommand("status",
+                                    "print the aggregator's and each substation's "
+                                    "latest summary");
 
   auto* watch = app.add_subcommand("watch", "print every message under FILTER as a JSON line");
   std::string filter = "#";

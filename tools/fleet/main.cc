@@ -2,6 +2,10 @@
 // session, of mixed types spread over substations, so a demo or a test can
 // run hundreds of DERs against a real broker.
 
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
 #include <atomic>
 #include <chrono>
 #include <map>
@@ -9,10 +13,6 @@
 #include <sstream>
 #include <string>
 #include <thread>
-
-#include <CLI/CLI.hpp>
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include "common/cli_overrides.h"
 #include "common/logging.h"
@@ -129,8 +129,9 @@ int main(int argc, char** argv) {
   app.add_option("--broker", broker, "MQTT broker URI");
   app.add_option("--count", count, "number of DERs (default 100)")->check(CLI::Range(1, 100000));
   app.add_option("--substations", substations, "comma-separated substation ids, round robin");
-  app.add_option("--mix", mix, "type weights, e.g. battery=40,pv=25,ev_charger=15,"
-                               "flexible_load=10,wind=10,generator=0");
+  app.add_option("--mix", mix,
+                 "type weights, e.g. battery=40,pv=25,ev_charger=15,"
+                 "flexible_load=10,wind=10,generator=0");
   app.add_option("--telemetry-interval-s", telemetry_interval_s,
                  "seconds between telemetry messages of each DER (simulated time), default 60")
       ->check(CLI::Range(int64_t{1}, int64_t{86400}));
@@ -177,8 +178,8 @@ int main(int argc, char** argv) {
     o.provider_id = (i % 3 == 0) ? "prov-a" : (i % 3 == 1 ? "prov-b" : "prov-c");
     o.tags = {"simulated"};
     o.model = "derms-fleet simulator";
-    o.nameplate = {spec.type, spec.discharge_kw, spec.charge_kw, spec.capacity_kwh,
-                   latitude + jitter(rng), longitude + jitter(rng)};
+    o.nameplate = {spec.type,         spec.discharge_kw,      spec.charge_kw,
+                   spec.capacity_kwh, latitude + jitter(rng), longitude + jitter(rng)};
     o.telemetry_interval_s = telemetry_interval_s;
     o.telemetry_qos = telemetry_qos;
     o.state_dir = state_dir;
@@ -198,8 +199,8 @@ int main(int argc, char** argv) {
   int seconds = 0;
   derms::edge::RunnerOptions runner;
   runner.on_second = [&] {
-    if (duration_s > 0 && std::chrono::steady_clock::now() - started >=
-                              std::chrono::duration<double>(duration_s)) {
+    if (duration_s > 0 &&
+        std::chrono::steady_clock::now() - started >= std::chrono::duration<double>(duration_s)) {
       stop = true;
     }
     if (++seconds % 10 != 0) return;

@@ -17,6 +17,8 @@ struct PahoToken {
 
 namespace {
 
+constexpr int kMaxQueuedPublishes = 1 << 20;
+
 std::shared_ptr<detail::PahoToken> Wrap(::mqtt::token_ptr t) {
   return std::make_shared<detail::PahoToken>(std::move(t));
 }
@@ -127,7 +129,14 @@ StatusOr<std::unique_ptr<Client>> Client::Create(const std::string& broker_uri,
                                                  const std::string& client_id,
                                                  int buffer_while_offline) {
   try {
-    ::mqtt::create_options opts(MQTTVERSION_5, buffer_while_offline);
+    ::mqtt::create_options opts(MQTTVERSION_5);
+    // Paho C counts every publish not yet handed to the socket against this
+    // limit, connected or not (default 100): a dispatch run publishing
+    // thousands of controls at once must not hit it.
+    opts.set_max_buffered_messages(buffer_while_offline > kMaxQueuedPublishes
+                                       ? buffer_while_offline
+                                       : kMaxQueuedPublishes);
+    opts.set_send_while_disconnected(buffer_while_offline > 0);
     auto client = std::make_unique<detail::PahoClient>(broker_uri, client_id, opts, nullptr);
     return std::unique_ptr<Client>(new Client(std::move(client), client_id));
   } catch (const ::mqtt::exception& e) {
@@ -242,14 +251,16 @@ Status Client::Publish(const Message& message) {
   return error;
 }
 
-Status Client::PublishAndWait(const Message& message, std::chrono::milliseconds timeout) {
-  Status error;
-  auto token = PublishToken(message, &error);
-  if (!token) return error;
+Pending Client::StartPublish(const Message& message) {
   Pending p;
   p.what_ = fmt::format("publish to '{}'", message.topic);
-  p.tokens_.push_back(token);
-  return p.Wait(timeout);
+  auto token = PublishToken(message, &p.start_error_);
+  if (token) p.tokens_.push_back(token);
+  return p;
+}
+
+Status Client::PublishAndWait(const Message& message, std::chrono::milliseconds timeout) {
+  return StartPublish(message).Wait(timeout);
 }
 
 void Client::Disconnect(std::chrono::milliseconds timeout) {

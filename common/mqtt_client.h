@@ -96,6 +96,9 @@ class Client {
   Status Subscribe(const std::vector<std::string>& filters, int qos,
                    std::chrono::milliseconds timeout);
 
+  // Starts delivering `message`; the Pending completes when the broker
+  // acknowledges it (QoS 1 and 2) or when it is written (QoS 0).
+  Pending StartPublish(const Message& message);
   // Queues `message` for delivery without waiting; an error when the client
   // is disconnected (and not buffering) or the arguments are refused.
   Status Publish(const Message& message);

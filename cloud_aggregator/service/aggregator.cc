@@ -81,6 +81,7 @@ Stats Aggregator::stats() const {
   s.dispatch_runs = dispatch_runs_;
   s.controls_sent = controls_sent_;
   s.responses = responses_;
+  s.stored = store_->counters().committed + store_->counters().duplicates;
   s.ready = ready_;
   return s;
 }

@@ -38,6 +38,7 @@ struct Stats {
   uint64_t dispatch_runs = 0;
   uint64_t controls_sent = 0;
   uint64_t responses = 0;
+  uint64_t stored = 0;  // records committed to SQLite (or found already there)
   // Subscribed and its online status published: messages sent from now on
   // are processed.
   bool ready = false;

@@ -348,7 +348,7 @@ void Store::Write(const Record& record) {
   }
   if (changed < 0) {
     ++counters_.errors;
-  } else {
+  } else if (changed > 0) {
     ++counters_.committed;
   }
 }

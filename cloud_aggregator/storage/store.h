@@ -81,8 +81,8 @@ using Record = std::variant<BirthRecord, StatusRecord, TelemetryRecord, ControlR
                             ResponseRecord, GridStatusRecord, DispatchRunRecord>;
 
 struct StoreCounters {
-  std::atomic<uint64_t> committed{0};   // records written
-  std::atomic<uint64_t> duplicates{0};  // telemetry already stored (same der_id, seq)
+  std::atomic<uint64_t> committed{0};   // rows written
+  std::atomic<uint64_t> duplicates{0};  // telemetry already stored (same der_id, seq): no row
   std::atomic<uint64_t> transactions{0};
   std::atomic<uint64_t> errors{0};
 };

@@ -116,6 +116,26 @@ TEST_CASE("a deficit makes batteries discharge, with APPLIED and CLAMPED respons
   }));
 }
 
+TEST_CASE("one dispatch run reaches hundreds of DERs at once", "[integration][dispatch]") {
+  auto broker = MosquittoBroker::Start();
+  REQUIRE(broker.ok());
+  TempDir dir;
+  AggregatorThread agg(AggregatorOptionsFor((*broker)->uri(), dir));
+  constexpr int kDers = 250;  // more than Paho's default queue of 100 publishes
+  Fleet fleet((*broker)->uri(), dir, kDers, "sub-m");
+  AwaitTelemetry(agg, "sub-m", kDers);
+
+  TestClient grid((*broker)->uri());
+  REQUIRE(grid.Publish(topics::GridStatus("sub-m"), codec::ToJson(Grid("sub-m", 1500, 1000))).ok());
+
+  std::string db = agg->db_path();
+  REQUIRE(WaitFor([&] {
+    agg->FlushStore();
+    return QueryInt(db, "SELECT COUNT(*) FROM responses WHERE status='APPLIED'") == kDers;
+  }));
+  CHECK(QueryInt(db, "SELECT COUNT(*) FROM controls WHERE target_kw=2") == kDers);
+}
+
 TEST_CASE("a surplus makes batteries charge", "[integration][dispatch]") {
   auto broker = MosquittoBroker::Start();
   REQUIRE(broker.ok());

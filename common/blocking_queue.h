@@ -25,7 +25,9 @@ class BlockingQueue {
     not_full_.wait(lock, [&] { return closed_ || capacity_ == 0 || items_.size() < capacity_; });
     if (closed_) return false;
     items_.push_back(std::move(item));
-    not_empty_.notify_one();
+    // Only a transition from empty can have a consumer asleep: waking on
+    // every push costs a futex call per message on the hot path.
+    if (items_.size() == 1) not_empty_.notify_one();
     return true;
   }
 
@@ -39,24 +41,29 @@ class BlockingQueue {
     if (items_.empty()) return std::nullopt;
     T item = std::move(items_.front());
     items_.pop_front();
-    not_full_.notify_one();
+    if (capacity_ != 0 && items_.size() + 1 == capacity_) not_full_.notify_all();
     return item;
   }
 
   // Moves up to `max` items into `out` without waiting; returns how many.
   size_t DrainTo(std::vector<T>* out, size_t max) {
     std::lock_guard<std::mutex> lock(mutex_);
-    size_t n = 0;
-    while (n < max && !items_.empty()) {
-      out->push_back(std::move(items_.front()));
-      items_.pop_front();
-      ++n;
-    }
-    if (n > 0) not_full_.notify_all();
-    return n;
+    return DrainLocked(out, max);
+  }
+
+  // Waits up to `timeout` for at least one item, then moves up to `max`
+  // items into `out` under one lock; returns how many.
+  template <typename Rep, typename Period>
+  size_t WaitAndDrainTo(std::vector<T>* out, size_t max,
+                        std::chrono::duration<Rep, Period> timeout) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    not_empty_.wait_for(lock, timeout, [&] { return closed_ || !items_.empty(); });
+    return DrainLocked(out, max);
   }
 
   // Wakes every waiter; later pushes fail, pops drain what is left.
+  // (Single-consumer queues are what this is used for: with several
+  // consumers one may sleep while another drains.)
   void Close() {
     std::lock_guard<std::mutex> lock(mutex_);
     closed_ = true;
@@ -75,6 +82,18 @@ class BlockingQueue {
   }
 
  private:
+  size_t DrainLocked(std::vector<T>* out, size_t max) {
+    size_t n = 0;
+    bool was_full = capacity_ != 0 && items_.size() >= capacity_;
+    while (n < max && !items_.empty()) {
+      out->push_back(std::move(items_.front()));
+      items_.pop_front();
+      ++n;
+    }
+    if (n > 0 && was_full) not_full_.notify_all();
+    return n;
+  }
+
   const size_t capacity_;
   mutable std::mutex mutex_;
   std::condition_variable not_empty_;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "cloud_aggregator/registry/validation.h"
 #include "common/codec.h"
@@ -14,11 +15,18 @@ namespace derms::aggregator {
 namespace {
 
 constexpr const char* kVersion = "0.1.0";
-// Most messages handled in a row before periodic work gets a look in.
-constexpr int kBurst = 1000;
+// Most messages taken from the queue at once (one lock) before periodic
+// work gets a look in.
+constexpr size_t kBurst = 1000;
 
-std::string DerWhat(const char* kind, const std::string& der_id) {
-  return fmt::format("{} from der '{}'", kind, der_id);
+// Decodes a device-facing (binary) payload. The description naming the DER
+// is built only when decoding fails: this runs for every message.
+Status DecodeDevice(const std::string& payload, const char* kind, const std::string& der_id,
+                    google::protobuf::Message* out) {
+  Status s = codec::ParseBinary(payload, kind, out);
+  if (s.ok()) return s;
+  return Status::Error(s.code(), fmt::format("{} from der '{}': {}", kind, der_id,
+                                             s.message().substr(std::strlen(kind) + 2)));
 }
 
 }  // namespace
@@ -96,6 +104,8 @@ void Aggregator::Run(const std::atomic<bool>& stop) {
         topics::AggregatorStatus(), StatusJson(false, clock_.NowMs()), 1, true, {}, {}};
     return Status::Ok();
   };
+  std::vector<mqtt::Message> batch;
+  batch.reserve(kBurst);
   while (!stop) {
     if (session_.Step(prepare) == mqtt::Session::Event::kOnline) {
       spdlog::info("connected to {} as '{}'", options_.broker_uri, options_.client_id);
@@ -107,15 +117,10 @@ void Aggregator::Run(const std::atomic<bool>& stop) {
       if (!s.ok()) session_.MarkLost(s.message());
     }
     ready_ = session_.online();
-    auto first = inbound_.PopFor(std::chrono::milliseconds(50));
-    if (first) {
-      Handle(*first, clock_.NowMs());
-      for (int i = 0; i < kBurst; ++i) {
-        auto next = inbound_.PopFor(std::chrono::milliseconds(0));
-        if (!next) break;
-        Handle(*next, clock_.NowMs());
-      }
-    }
+    batch.clear();
+    inbound_.WaitAndDrainTo(&batch, kBurst, std::chrono::milliseconds(50));
+    int64_t now_ms = clock_.NowMs();
+    for (const auto& m : batch) Handle(m, now_ms);
     Periodic(clock_.NowMs());
   }
   // Whatever the broker already handed us is processed before we go.
@@ -190,7 +195,7 @@ void Aggregator::NoteOnlineChange(const registry::DerState& der, bool online,
 
 void Aggregator::HandleBirth(const std::string& der_id, const mqtt::Message& m, int64_t now_ms) {
   derms::v1::DerBirth birth;
-  Status s = codec::ParseBinary(m.payload, DerWhat("birth", der_id), &birth);
+  Status s = DecodeDevice(m.payload, "birth", der_id, &birth);
   if (s.ok()) s = registry::ValidateBirth(birth, der_id);
   if (!s.ok()) return Reject(s, m.topic);
   Accept();
@@ -208,7 +213,7 @@ void Aggregator::HandleBirth(const std::string& der_id, const mqtt::Message& m, 
 
 void Aggregator::HandleStatus(const std::string& der_id, const mqtt::Message& m, int64_t now_ms) {
   derms::v1::DerStatus status;
-  Status s = codec::ParseBinary(m.payload, DerWhat("status", der_id), &status);
+  Status s = DecodeDevice(m.payload, "status", der_id, &status);
   if (s.ok()) s = registry::ValidateStatus(status, der_id);
   if (!s.ok()) return Reject(s, m.topic);
   Accept();
@@ -226,7 +231,7 @@ void Aggregator::HandleStatus(const std::string& der_id, const mqtt::Message& m,
 void Aggregator::HandleTelemetry(const std::string& der_id, const mqtt::Message& m,
                                  int64_t now_ms) {
   derms::v1::Telemetry t;
-  Status s = codec::ParseBinary(m.payload, DerWhat("telemetry", der_id), &t);
+  Status s = DecodeDevice(m.payload, "telemetry", der_id, &t);
   if (s.ok()) s = registry::ValidateTelemetry(t, der_id, now_ms);
   if (!s.ok()) return Reject(s, m.topic);
   Accept();
@@ -245,7 +250,7 @@ void Aggregator::HandleTelemetry(const std::string& der_id, const mqtt::Message&
 
 void Aggregator::HandleResponse(const std::string& der_id, const mqtt::Message& m, int64_t now_ms) {
   derms::v1::ControlResponse r;
-  Status s = codec::ParseBinary(m.payload, DerWhat("response", der_id), &r);
+  Status s = DecodeDevice(m.payload, "response", der_id, &r);
   if (s.ok()) s = registry::ValidateResponse(r, der_id);
   if (!s.ok()) return Reject(s, m.topic);
   Accept();

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <filesystem>
 
 namespace derms::storage {
@@ -211,7 +212,21 @@ void Store::WriterLoop() {
     batch.clear();
     barriers.clear();
     batch.push_back(std::move(*first));
-    queue_.DrainTo(&batch, options_.batch_max - 1);
+    auto deadline = std::chrono::steady_clock::now() + options_.gather;
+    auto is_barrier = [](const Item& item) { return std::holds_alternative<Barrier>(item); };
+    bool flush_waiting = is_barrier(batch.front());
+    while (!flush_waiting && batch.size() < options_.batch_max && !queue_.closed()) {
+      size_t before = batch.size();
+      queue_.DrainTo(&batch, options_.batch_max - batch.size());
+      // A Flush is waiting for this commit: do not keep it waiting.
+      flush_waiting = std::any_of(batch.begin() + before, batch.end(), is_barrier);
+      if (flush_waiting) break;
+      auto now = std::chrono::steady_clock::now();
+      if (now >= deadline) break;
+      std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+          deadline - now, std::chrono::milliseconds(5)));
+    }
+    queue_.DrainTo(&batch, options_.batch_max - batch.size());
     statements_->begin.Run();
     for (const auto& item : batch) {
       if (const auto* record = std::get_if<Record>(&item)) {

@@ -27,6 +27,10 @@ struct StoreOptions {
   std::string path = "./var/derms.db";
   // Most records in one transaction.
   size_t batch_max = 5000;
+  // How long a transaction gathers records before it commits (unless it is
+  // full first). Small transactions rewrite the same b-tree pages over and
+  // over; this bounds how stale the database may be.
+  std::chrono::milliseconds gather{100};
   // Queue bound: when the disk falls this far behind, producers wait.
   size_t queue_capacity = 200000;
 };

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Every benchmark, each side by side with its baseline in the same run, on
+# its own Mosquitto on a loopback port. Prints a table and writes
+# var/bench/results.json. Figures are medians of BENCH_REPEATS runs (default
+# 3) with their spread (min..max).
+#
+#   ./bench/run.sh                      # everything
+#   BENCH_MESSAGES=100000 BENCH_REPEATS=5 BENCH_BIG_FLEET=0 ./bench/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+M=${BENCH_MESSAGES:-200000}        # telemetry messages per ingest run
+R=${BENCH_REPEATS:-3}
+BIG=${BENCH_BIG_FLEET:-10000}      # 0 skips the 10,000-agent round trip
+FOOTPRINT_S=${BENCH_FOOTPRINT_S:-20}
+
+./deploy/install-deps.sh
+# The Python comparison runs on Debian's interpreter and packages.
+for p in python3-paho-mqtt python3-protobuf; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || EXTRA="${EXTRA:-} $p"
+done
+if [ -n "${EXTRA:-}" ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $EXTRA >/dev/null
+fi
+./deploy/build.sh >/dev/null
+
+DIR="$ROOT/var/bench"
+rm -rf "$DIR"; mkdir -p "$DIR/py"
+BENCH="$ROOT/build/bench/derms-bench"
+EDGE="$ROOT/build/edge_agent/derms-edge-agent"
+protoc --python_out="$DIR/py" -I "$ROOT/proto" derms/v1/derms.proto
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+PORT=18900
+while (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; do PORT=$((PORT + 1)); done
+BROKER="tcp://127.0.0.1:$PORT"
+cat > "$DIR/mosquitto.conf" <<CONF
+listener $PORT 127.0.0.1
+allow_anonymous true
+user $(id -un)
+persistence false
+max_inflight_messages 1000
+# 0 should mean "no limit" but drops every message in 2.0.11: a large bound.
+max_queued_messages 10000000
+max_connections -1
+CONF
+mosquitto -c "$DIR/mosquitto.conf" > "$DIR/mosquitto.log" 2>&1 &
+BROKER_PID=$!
+trap 'kill $BROKER_PID 2>/dev/null || true; wait 2>/dev/null || true' EXIT
+for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
+
+field() { sed -n "s/.*\"$1\": \([0-9.e+-]*\).*/\1/p" "$2" | tail -1; }
+
+# A consumer on the telemetry stream, then the load generator pinned to one
+# core. Prints the consumer's rate (messages per second, first to last).
+ingest_run() {
+  local out="$DIR/consumer.out"
+  : > "$out"
+  "$@" > "$out" 2>>"$DIR/consumer.err" &
+  local pid=$!
+  for _ in $(seq 300); do grep -q READY "$out" && break; sleep 0.1; done
+  taskset -c 0 "$BENCH" --broker "$BROKER" loadgen --messages "$M" --ders 1000 > "$DIR/loadgen.out"
+  wait "$pid" || { echo "consumer failed: $*" >&2; cat "$out" >&2; return 1; }
+  field rate "$out"
+}
+
+# median and min..max of the numbers on stdin
+stats() { sort -g | awk '{v[NR]=$1} END {m = (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2;
+  printf "%.6g %.6g %.6g\n", m, v[1], v[NR]}'; }
+
+declare -A S   # name -> "median min max"
+collect() { local name=$1; shift; local vals=""; for ((i=0; i<R; i++)); do vals+="$("$@")"$'\n'; done
+  S[$name]=$(printf '%s' "$vals" | stats); echo "  $name: ${S[$name]}" >&2; }
+
+echo "Ingest: $M telemetry messages from 1,000 DERs, QoS 1, $R runs each" >&2
+collect bare ingest_run "$BENCH" --broker "$BROKER" count --messages "$M"
+collect aggregator ingest_run "$BENCH" --broker "$BROKER" ingest --messages "$M" --db "$DIR/ingest.db"
+collect python ingest_run /usr/bin/python3 bench/python_ingest.py --broker-host 127.0.0.1 \
+  --broker-port "$PORT" --messages "$M" --db "$DIR/python.db" --proto-out "$DIR/py"
+
+rt_run() { "$BENCH" --broker "$BROKER" "$@" > "$DIR/rt.out" 2>>"$DIR/rt.err"; field seconds "$DIR/rt.out"; }
+echo "Dispatch round trip" >&2
+collect rt_floor_1000 rt_run rt-floor --ders 1000
+collect rt_dispatch_1000 rt_run rt-dispatch --ders 1000 --dir "$DIR/rt"
+if [ "$BIG" -gt 0 ]; then
+  R_SAVED=$R; R=1
+  collect rt_floor_big rt_run rt-floor --ders "$BIG"
+  collect rt_dispatch_big rt_run rt-dispatch --ders "$BIG" --dir "$DIR/rt"
+  R=$R_SAVED
+fi
+
+# Resident memory (kB) and CPU (% of one core) of a process after a while.
+footprint() {
+  "$@" > /dev/null 2>&1 &
+  local pid=$!
+  sleep "$FOOTPRINT_S"
+  local rss ticks
+  rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+  ticks=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+  kill -INT "$pid"; wait "$pid" 2>/dev/null || true
+  echo "$rss $(awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" -v s="$FOOTPRINT_S" 'BEGIN {printf "%.3f", 100 * t / hz / s}')"
+}
+echo "Edge agent footprint at 1 s telemetry, ${FOOTPRINT_S} s" >&2
+read -r EDGE_RSS EDGE_CPU < <(footprint "$EDGE" --broker "$BROKER" --der-id bench-edge --type BATTERY \
+  --substation bench --max-discharge-kw 5 --max-charge-kw 5 --capacity-kwh 10 \
+  --telemetry-interval-s 1 --state-dir "$DIR/edge-state" --log-level warn)
+read -r MIN_RSS MIN_CPU < <(footprint "$BENCH" --broker "$BROKER" minimal-edge --duration-s $((FOOTPRINT_S + 5)))
+EDGE_BYTES=$(stat -c %s "$EDGE")
+strip -o "$DIR/edge-stripped" "$EDGE"; EDGE_STRIPPED=$(stat -c %s "$DIR/edge-stripped")
+
+med() { echo "${S[$1]}" | cut -d' ' -f1; }
+spread() { echo "${S[$1]}" | awk '{printf "%s..%s", $2, $3}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+
+CPU_MODEL=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)
+{
+  echo
+  echo "Machine: $(nproc) cores, $CPU_MODEL, $(free -g | awk '/Mem/ {print $2}') GiB; Mosquitto $(mosquitto -h 2>/dev/null | head -1 | awk '{print $3}')"
+  printf '%-58s %14s %18s %14s %8s\n' "benchmark" "ours (median)" "spread" "baseline" "ratio"
+  printf '%-58s %14s %18s %14s %8s\n' "ingest msg/s: aggregator vs bare subscriber (goal >= 0.9)" \
+    "$(med aggregator)" "$(spread aggregator)" "$(med bare)" "$(ratio "$(med aggregator)" "$(med bare)")"
+  printf '%-58s %14s %18s %14s %8s\n' "ingest msg/s: aggregator vs Python (paho, protobuf, sqlite3)" \
+    "$(med aggregator)" "$(spread aggregator)" "$(med python)" "$(ratio "$(med aggregator)" "$(med python)")"
+  printf '%-58s %14s %18s %14s %8s\n' "dispatch round trip s, 1,000 agents vs plain round trips" \
+    "$(med rt_dispatch_1000)" "$(spread rt_dispatch_1000)" "$(med rt_floor_1000)" \
+    "$(ratio "$(med rt_dispatch_1000)" "$(med rt_floor_1000)")"
+  if [ "$BIG" -gt 0 ]; then
+    printf '%-58s %14s %18s %14s %8s\n' "dispatch round trip s, $BIG agents vs plain round trips (1 run)" \
+      "$(med rt_dispatch_big)" "-" "$(med rt_floor_big)" "$(ratio "$(med rt_dispatch_big)" "$(med rt_floor_big)")"
+  fi
+  printf '%-58s %14s %18s %14s %8s\n' "edge agent resident memory kB vs bare client" "$EDGE_RSS" "-" "$MIN_RSS" \
+    "$(ratio "$EDGE_RSS" "$MIN_RSS")"
+  printf '%-58s %14s %18s %14s %8s\n' "edge agent CPU % of a core vs bare client" "$EDGE_CPU" "-" "$MIN_CPU" "-"
+  printf '%-58s %14s\n' "edge agent binary bytes (stripped)" "$EDGE_BYTES ($EDGE_STRIPPED)"
+} | tee "$DIR/table.txt"
+
+{
+  echo "{"
+  echo "  \"machine\": {\"cores\": $(nproc), \"cpu\": \"$CPU_MODEL\"},"
+  echo "  \"messages\": $M, \"repeats\": $R,"
+  for k in "${!S[@]}"; do
+    read -r m lo hi <<< "${S[$k]}"
+    echo "  \"$k\": {\"median\": $m, \"min\": $lo, \"max\": $hi},"
+  done
+  echo "  \"edge_footprint\": {\"rss_kb\": $EDGE_RSS, \"cpu_pct\": $EDGE_CPU, \"baseline_rss_kb\": $MIN_RSS,"
+  echo "    \"baseline_cpu_pct\": $MIN_CPU, \"binary_bytes\": $EDGE_BYTES, \"stripped_bytes\": $EDGE_STRIPPED}"
+  echo "}"
+} > "$DIR/results.json"
+echo "Results: $DIR/results.json" >&2

@@ -265,12 +265,17 @@ int RoundTripDispatch(const std::string& broker, int n, const std::string& dir, 
   std::thread agg_thread([&] { agg->Run(stop_agg); });
   if (!WaitUntil([&] { return agg->stats().ready; }, 30)) Die("aggregator did not get ready");
 
+  const std::string substation = fmt::format("bench-sub-{}", ::getpid());
+  // Let retained messages already on the broker settle first.
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  const uint64_t stored_before = agg->stats().stored;
   std::vector<std::unique_ptr<derms::edge::EdgeAgent>> agents;
   for (int i = 0; i < n; ++i) {
     derms::edge::AgentOptions a;
     a.broker_uri = broker;
-    a.der_id = fmt::format("bench-bat-{:05d}", i);
-    a.substation_id = "bench-sub";
+    // Ids of their own: the broker still holds earlier runs' retained births.
+    a.der_id = fmt::format("bench-{}-{:05d}", ::getpid(), i);
+    a.substation_id = substation;
     a.nameplate = {derms::v1::BATTERY, 10, 10, 1000, 37.7, -122.4};
     a.telemetry_interval_s = 3600;  // one sample at start: quiet during the measurement
     a.state_dir = dir + "/state";
@@ -286,8 +291,9 @@ int RoundTripDispatch(const std::string& broker, int n, const std::string& dir, 
     r.tick = std::chrono::milliseconds(5);
     derms::edge::RunAgents(agents, derms::Clock(), stop_agents, r);
   });
-  // Every DER born and heard from, so the aggregator counts it as active.
-  if (!WaitUntil([&] { return agg->stats().stored >= 2u * n; }, 300)) {
+  // Every DER born, online and heard from, so the aggregator counts it as
+  // active: three new records each (birth, status change, telemetry).
+  if (!WaitUntil([&] { return agg->stats().stored >= stored_before + 3u * n; }, 300)) {
     Die(fmt::format("only {} of {} DERs came up", agg->stats().ders_online, n));
   }
   std::atomic<int> answered{0};
@@ -303,7 +309,7 @@ int RoundTripDispatch(const std::string& broker, int n, const std::string& dir, 
   Status s = observer->Subscribe({topics::AllDers("response")}, 1, std::chrono::seconds(10));
   if (!s.ok()) Die(s.ToString());
   derms::v1::GridStatus g;
-  g.set_substation_id("bench-sub");
+  g.set_substation_id(substation);
   g.set_timestamp_ms(derms::WallNowMs());
   g.set_load_kw(1000.0 + 5.0 * n);  // every battery is asked for 5 kW
   g.set_supply_kw(1000.0);
@@ -311,13 +317,21 @@ int RoundTripDispatch(const std::string& broker, int n, const std::string& dir, 
   g.set_voltage_pu(1);
   auto start = Clock::now();
   s = observer->Publish(
-      mqtt::Message{topics::GridStatus("bench-sub"), derms::codec::ToBinary(g), 1, false, {}, {}});
+      mqtt::Message{topics::GridStatus(substation), derms::codec::ToBinary(g), 1, false, {}, {}});
   if (!s.ok()) Die(s.ToString());
   bool done = WaitUntil([&] { return answered >= n; }, timeout_s);
   double secs = Seconds(Clock::now() - start);
   observer->ClearHandlers();
   stop_agents = true;
   agents_thread.join();
+  // Leave the broker as we found it: no retained births or statuses of ours.
+  for (const auto& a : agents) {
+    for (const auto& t : {topics::DerBirth(a->der_id()), topics::DerStatus(a->der_id())}) {
+      (void)observer->Publish(mqtt::Message{t, "", 1, true, {}, {}});
+    }
+  }
+  (void)observer->PublishAndWait(mqtt::Message{topics::Filter("bench/done"), "", 1, false, {}, {}},
+                                 std::chrono::seconds(60));
   stop_agg = true;
   agg_thread.join();
   Result("rt_dispatch", answered, secs, done ? "" : ", \"timeout\": true");

@@ -17,8 +17,9 @@ Status ParseBinary(std::string_view payload, std::string_view what,
                    google::protobuf::Message* out) {
   out->Clear();
   if (!out->ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
-    return Status::Error("decode_error", fmt::format("{}: payload of {} bytes is not a protobuf {}",
-                                                     what, payload.size(), out->GetTypeName()));
+    std::string rule =
+        fmt::format("payload of {} bytes is not a protobuf {}", payload.size(), out->GetTypeName());
+    return Status::Error("decode_error", what.empty() ? rule : fmt::format("{}: {}", what, rule));
   }
   return Status::Ok();
 }

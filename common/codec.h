@@ -18,7 +18,7 @@ namespace derms::codec {
 bool LooksLikeJson(std::string_view payload);
 
 // Parses protobuf binary into `out` (cleared first). Error "decode_error"
-// names `what` (e.g. "telemetry from der 'bat-1'").
+// names `what` (e.g. "telemetry from der 'bat-1'") when it is not empty.
 Status ParseBinary(std::string_view payload, std::string_view what, google::protobuf::Message* out);
 // Parses canonical JSON (unknown fields rejected) into `out`.
 Status ParseJson(std::string_view payload, std::string_view what, google::protobuf::Message* out);

@@ -9,17 +9,6 @@ Status WrongType(std::string_view source, std::string_view key, std::string_view
   return Status::Error("config_error", fmt::format("{}: {} must be {}", source, key, want));
 }
 
-template <typename T>
-Status GetScalar(const toml::table& t, std::string_view source, std::string_view key, T* out,
-                 std::string_view want) {
-  toml::node_view<const toml::node> node = t.at_path(key);
-  if (!node) return Status::Ok();
-  auto v = node.value<T>();
-  if (!v) return WrongType(source, key, want);
-  *out = *v;
-  return Status::Ok();
-}
-
 void CollectKeys(const toml::table& t, const std::string& prefix, std::vector<std::string>* out) {
   for (const auto& [k, v] : t) {
     std::string path = prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
@@ -49,7 +38,10 @@ Status Get(const toml::table& t, std::string_view source, std::string_view key, 
     *out = static_cast<double>(*i);
     return Status::Ok();
   }
-  return GetScalar<double>(t, source, key, out, "a number");
+  auto v = node.value_exact<double>();
+  if (!v) return WrongType(source, key, "a number");
+  *out = *v;
+  return Status::Ok();
 }
 Status Get(const toml::table& t, std::string_view source, std::string_view key, int64_t* out) {
   toml::node_view<const toml::node> node = t.at_path(key);

@@ -32,18 +32,15 @@ Status FromException(const std::string& what, const ::mqtt::exception& e) {
 
 ::mqtt::const_message_ptr ToPaho(const Message& m) {
   auto msg = ::mqtt::make_message(m.topic, m.payload.data(), m.payload.size(), m.qos, m.retained);
+  if (m.response_topic.empty() && m.correlation_data.empty()) return msg;
+  ::mqtt::properties props;
   if (!m.response_topic.empty()) {
-    ::mqtt::properties props;
     props.add(::mqtt::property(::mqtt::property::RESPONSE_TOPIC, m.response_topic));
-    if (!m.correlation_data.empty()) {
-      props.add(::mqtt::property(::mqtt::property::CORRELATION_DATA, m.correlation_data));
-    }
-    msg->set_properties(std::move(props));
-  } else if (!m.correlation_data.empty()) {
-    ::mqtt::properties props;
-    props.add(::mqtt::property(::mqtt::property::CORRELATION_DATA, m.correlation_data));
-    msg->set_properties(std::move(props));
   }
+  if (!m.correlation_data.empty()) {
+    props.add(::mqtt::property(::mqtt::property::CORRELATION_DATA, m.correlation_data));
+  }
+  msg->set_properties(std::move(props));
   return msg;
 }
 
@@ -133,9 +130,8 @@ StatusOr<std::unique_ptr<Client>> Client::Create(const std::string& broker_uri,
     // Paho C counts every publish not yet handed to the socket against this
     // limit, connected or not (default 100): a dispatch run publishing
     // thousands of controls at once must not hit it.
-    opts.set_max_buffered_messages(buffer_while_offline > kMaxQueuedPublishes
-                                       ? buffer_while_offline
-                                       : kMaxQueuedPublishes);
+    opts.set_max_buffered_messages(
+        buffer_while_offline > kMaxQueuedPublishes ? buffer_while_offline : kMaxQueuedPublishes);
     opts.set_send_while_disconnected(buffer_while_offline > 0);
     auto client = std::make_unique<detail::PahoClient>(broker_uri, client_id, opts, nullptr);
     return std::unique_ptr<Client>(new Client(std::move(client), client_id));

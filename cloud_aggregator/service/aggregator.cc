@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 
 #include "cloud_aggregator/registry/validation.h"
 #include "common/codec.h"
@@ -23,10 +22,9 @@ constexpr size_t kBurst = 1000;
 // is built only when decoding fails: this runs for every message.
 Status DecodeDevice(const std::string& payload, const char* kind, const std::string& der_id,
                     google::protobuf::Message* out) {
-  Status s = codec::ParseBinary(payload, kind, out);
+  Status s = codec::ParseBinary(payload, "", out);
   if (s.ok()) return s;
-  return Status::Error(s.code(), fmt::format("{} from der '{}': {}", kind, der_id,
-                                             s.message().substr(std::strlen(kind) + 2)));
+  return Status::Error(s.code(), fmt::format("{} from der '{}': {}", kind, der_id, s.message()));
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // derms-aggregator: the cloud side. Subscribes to the fleet, keeps every
-// DER's state and history in SQLite, and answers grid status with setpoints.
+// DER's state and history in SQLite, builds the virtual DERs and runs the
+// dispatch workflow. SIGHUP re-reads the virtual DERs from --config.
 
 #include <spdlog/spdlog.h>
 
@@ -34,7 +35,10 @@ int main(int argc, char** argv) {
         "a DER silent this many telemetry intervals is offline (default 3)");
   o.Add("--control-duration-s", &options.control_duration_s,
         "how long each dispatched setpoint lasts, seconds (default 300)");
-  o.Add("--deadband-kw", &options.deadband_kw, "smallest imbalance change that sends controls");
+  o.Add("--setpoint-deadband-kw", &options.setpoint_deadband_kw,
+        "a setpoint this close to the one in force is not re-sent (default 0.1)");
+  o.Add("--response-timeout-ms", &options.response_timeout_ms,
+        "wall ms a dispatch run waits for answers before moving shortfall (default 5000)");
   o.Add("--status-interval-s", &options.status_interval_s,
         "wall seconds between aggregator/status publishes (default 10)");
   clock_flags.AddTo(&app);
@@ -66,7 +70,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   spdlog::info("aggregator starting: broker {}, database {}", options.broker_uri, options.db_path);
-  (*aggregator)->Run(derms::InstallStopSignals());
+  (*aggregator)->Run(derms::InstallStopSignals(), &derms::InstallReloadSignal());
   auto stats = (*aggregator)->stats();
   spdlog::info("stopped: {} messages accepted, {} rejected, {} dispatch runs; database {}",
                stats.accepted, stats.rejected, stats.dispatch_runs, options.db_path);

@@ -87,8 +87,14 @@ Status CheckKnownKeys(const toml::table& t, std::string_view source,
                       const std::set<std::string>& known) {
   std::vector<std::string> keys;
   CollectKeys(t, "", &keys);
+  auto under_wildcard = [&known](const std::string& key) {
+    for (size_t dot = key.find('.'); dot != std::string::npos; dot = key.find('.', dot + 1)) {
+      if (known.count(key.substr(0, dot) + ".*")) return true;
+    }
+    return false;
+  };
   for (const auto& k : keys) {
-    if (!known.count(k)) {
+    if (!known.count(k) && !under_wildcard(k)) {
       return Status::Error("config_error", fmt::format("{}: unknown key '{}'", source, k));
     }
   }

@@ -29,7 +29,8 @@ Status Get(const toml::table& t, std::string_view source, std::string_view key,
            std::vector<std::string>* out);
 
 // Fails on the first key (dotted path of a value) not in `known`, so a typo
-// in a config file is reported instead of silently ignored.
+// in a config file is reported instead of silently ignored. An entry ending
+// in ".*" accepts every key below it (tables keyed by id).
 Status CheckKnownKeys(const toml::table& t, std::string_view source,
                       const std::set<std::string>& known);
 

@@ -21,8 +21,6 @@ std::unique_ptr<google::protobuf::Message> NewMessageFor(topics::Kind kind) {
       return std::make_unique<v1::NodeCommand>();
     case Kind::kAggregatorStatus:
       return std::make_unique<v1::AggregatorStatus>();
-    case Kind::kSubstationSummary:
-      return std::make_unique<v1::SubstationSummary>();
     case Kind::kGridStatus:
       return std::make_unique<v1::GridStatus>();
     case Kind::kVderDispatch:

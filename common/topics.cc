@@ -71,9 +71,6 @@ StatusOr<Parsed> Parse(std::string_view topic) {
   if (p.size() == 2 && p[0] == "aggregator" && p[1] == "status") {
     return Parsed{Kind::kAggregatorStatus, {}, {}};
   }
-  if (p.size() == 3 && p[0] == "aggregator" && p[1] == "substations") {
-    return with_id(Kind::kSubstationSummary, "substation_id", p[2]);
-  }
   if (p.size() == 3 && p[0] == "grid" && p[2] == "status") {
     return with_id(Kind::kGridStatus, "substation_id", p[1]);
   }
@@ -109,9 +106,6 @@ std::string DerControl(std::string_view der_id) { return Join("der", der_id, "co
 std::string DerResponse(std::string_view der_id) { return Join("der", der_id, "response"); }
 std::string DerCmd(std::string_view der_id) { return Join("der", der_id, "cmd"); }
 std::string AggregatorStatus() { return Join("aggregator", "status"); }
-std::string SubstationSummary(std::string_view substation_id) {
-  return Join("aggregator", "substations", substation_id);
-}
 std::string GridStatus(std::string_view substation_id) {
   return Join("grid", substation_id, "status");
 }

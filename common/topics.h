@@ -25,7 +25,6 @@ enum class Kind {
   kDerResponse,
   kDerCmd,
   kAggregatorStatus,
-  kSubstationSummary,  // aggregator/substations/{substation_id}
   kGridStatus,
   kVderDispatch,
   kVderDispatchResult,
@@ -55,7 +54,6 @@ std::string DerControl(std::string_view der_id);
 std::string DerResponse(std::string_view der_id);
 std::string DerCmd(std::string_view der_id);
 std::string AggregatorStatus();
-std::string SubstationSummary(std::string_view substation_id);
 std::string GridStatus(std::string_view substation_id);
 std::string VderDispatch(std::string_view vder_id);
 std::string VderDispatchResult(std::string_view vder_id);

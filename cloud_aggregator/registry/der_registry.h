@@ -69,6 +69,11 @@ class DerRegistry {
   // DERs born under `substation_id`, in der_id order.
   std::vector<const DerState*> AtSubstation(const std::string& substation_id) const;
   std::vector<std::string> Substations() const;
+  // Calls f(const DerState&) for every DER, in der_id order.
+  template <typename F>
+  void ForEach(F f) const {
+    for (const auto& [id, der] : ders_) f(der);
+  }
   size_t size() const { return ders_.size(); }
   size_t online_count() const { return online_count_; }
 

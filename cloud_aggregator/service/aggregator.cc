@@ -37,14 +37,18 @@ StatusOr<std::unique_ptr<Aggregator>> Aggregator::Create(const AggregatorOptions
   store_options.path = options.db_path;
   auto store = storage::Store::Open(store_options);
   if (!store.ok()) return store.status();
+  auto tree = vder::VderTree::Build(options.vders.vders);
+  if (!tree.ok()) return tree.status();
   auto client = mqtt::Client::Create(options.broker_uri, options.client_id);
   if (!client.ok()) return client.status();
-  return std::unique_ptr<Aggregator>(
-      new Aggregator(options, clock, std::move(store).value(), std::move(client).value()));
+  return std::unique_ptr<Aggregator>(new Aggregator(options, clock, std::move(store).value(),
+                                                    std::move(client).value(),
+                                                    std::move(tree).value()));
 }
 
 Aggregator::Aggregator(const AggregatorOptions& options, const Clock& clock,
-                       std::unique_ptr<storage::Store> store, std::unique_ptr<mqtt::Client> client)
+                       std::unique_ptr<storage::Store> store, std::unique_ptr<mqtt::Client> client,
+                       vder::VderTree tree)
     : options_(options),
       clock_(clock),
       store_(std::move(store)),
@@ -60,7 +64,10 @@ Aggregator::Aggregator(const AggregatorOptions& options, const Clock& clock,
       inbound_(static_cast<size_t>(options.inbound_queue)),
       started_ms_(clock.NowMs()),
       registry_(registry::RegistryOptions{options.offline_after_intervals, 300, 30000}),
+      fleet_(std::make_unique<vder::VderFleet>(std::move(tree))),
+      costs_(options.vders.costs),
       last_run_id_(store_->last_run_id()) {
+  vders_ = static_cast<uint32_t>(fleet_->tree().size());
   // Paho's thread only hands the message over; the queue bound pushes back on
   // the broker when the processing thread falls behind.
   client_->SetMessageHandler([this](mqtt::Message m) { inbound_.Push(std::move(m)); });
@@ -89,10 +96,14 @@ Stats Aggregator::stats() const {
   s.responses = responses_;
   s.stored = store_->counters().committed + store_->counters().duplicates;
   s.ready = ready_;
+  s.reloads = reloads_;
+  s.reloads_rejected = reloads_rejected_;
+  s.vder_conflicts = vder_conflicts_;
+  s.vders = vders_;
   return s;
 }
 
-void Aggregator::Run(const std::atomic<bool>& stop) {
+void Aggregator::Run(const std::atomic<bool>& stop, std::atomic<bool>* reload) {
   auto prepare = [this](mqtt::ConnectOptions* connect) {
     connect->username = options_.username;
     connect->password = options_.password;
@@ -119,10 +130,12 @@ void Aggregator::Run(const std::atomic<bool>& stop) {
     inbound_.WaitAndDrainTo(&batch, kBurst, std::chrono::milliseconds(50));
     int64_t now_ms = clock_.NowMs();
     for (const auto& m : batch) Handle(m, now_ms);
+    if (reload && reload->exchange(false)) Reload(clock_.NowMs());
     Periodic(clock_.NowMs());
   }
   // Whatever the broker already handed us is processed before we go.
   while (auto m = inbound_.PopFor(std::chrono::milliseconds(0))) Handle(*m, clock_.NowMs());
+  while (!runs_.empty()) FinishRun(runs_.begin()->first, "stopped", clock_.NowMs());
   if (session_.online()) {
     Status s = client_->PublishAndWait(
         mqtt::Message{
@@ -186,7 +199,7 @@ void Aggregator::NoteOnlineChange(const registry::DerState& der, bool online,
   spdlog::info("der '{}' {} ({}, bd_seq {})", der.der_id, online ? "online" : "offline", cause,
                der.bd_seq);
   store_->Add(storage::StatusRecord{der.der_id, online, der.bd_seq, cause, now_ms, now_ms});
-  if (der.has_birth) substations_[der.birth.substation_id()].dirty = true;
+  RefreshContribution(der);
   ders_online_ = static_cast<uint32_t>(registry_.online_count());
   ders_known_ = static_cast<uint32_t>(registry_.size());
 }
@@ -204,8 +217,8 @@ void Aggregator::HandleBirth(const std::string& der_id, const mqtt::Message& m, 
   }
   store_->Add(storage::BirthRecord{birth, now_ms});
   const auto* der = registry_.Find(der_id);
+  PlaceDer(*der);
   if (out.change == registry::Change::kOnline) NoteOnlineChange(*der, true, "birth", now_ms);
-  substations_[birth.substation_id()].dirty = true;
   ders_known_ = static_cast<uint32_t>(registry_.size());
 }
 
@@ -238,11 +251,14 @@ void Aggregator::HandleTelemetry(const std::string& der_id, const mqtt::Message&
   // Stored whatever its order: the (der_id, seq) key drops true duplicates.
   store_->Add(storage::TelemetryRecord{std::move(t), now_ms});
   const auto* der = registry_.Find(der_id);
-  if (out.change == registry::Change::kOnline) NoteOnlineChange(*der, true, "telemetry", now_ms);
+  if (out.change == registry::Change::kOnline) {
+    NoteOnlineChange(*der, true, "telemetry", now_ms);
+  } else if (!out.stale) {
+    RefreshContribution(*der);
+  }
   if (out.request_rebirth) {
     SendCommand(der_id, derms::v1::REBIRTH, "telemetry seen without a birth", now_ms);
   }
-  if (der->has_birth) substations_[der->birth.substation_id()].dirty = true;
   ders_known_ = static_cast<uint32_t>(registry_.size());
 }
 
@@ -253,167 +269,30 @@ void Aggregator::HandleResponse(const std::string& der_id, const mqtt::Message& 
   if (!s.ok()) return Reject(s, m.topic);
   Accept();
   ++responses_;
-  auto it = sent_controls_.find(r.command_id());
-  if (it != sent_controls_.end()) {
-    SubstationView& view = substations_[it->second.substation_id];
-    if (it->second.run_id == view.summary.last_run_id()) {
-      (*view.summary.mutable_responses())[derms::v1::ControlStatus_Name(r.status())]++;
-      view.dirty = true;
+  // The control a DER follows: confirmed, or gone when it ends or fails.
+  auto in_force = in_force_.find(der_id);
+  if (in_force != in_force_.end() && in_force->second.command_id == r.command_id()) {
+    switch (r.status()) {
+      case derms::v1::APPLIED:
+        in_force->second.applied = true;
+        break;
+      case derms::v1::CLAMPED:  // follows, but not what we asked: never kept as is
+      case derms::v1::RECEIVED:
+        break;
+      default:
+        in_force_.erase(in_force);
     }
-    bool finished = r.status() == derms::v1::COMPLETED || r.status() == derms::v1::REJECTED ||
-                    r.status() == derms::v1::SUPERSEDED || r.status() == derms::v1::CANCELLED ||
-                    r.status() == derms::v1::EXPIRED;
-    if (finished) {
-      auto c = controlled_der_.find(der_id);
-      if (c != controlled_der_.end() && c->second == r.command_id()) controlled_der_.erase(c);
+  }
+  auto command = commands_.find(r.command_id());
+  if (command != commands_.end()) {
+    auto [run_id, member] = command->second;
+    auto run = runs_.find(run_id);
+    if (run != runs_.end()) {
+      run->second.run->OnResponse(member, r.command_id(), r.status(), r.applied_kw(), r.reason());
+      if (!run->second.run->Waiting()) Advance(run_id, now_ms);
     }
   }
   store_->Add(storage::ResponseRecord{std::move(r), der_id, now_ms});
-}
-
-void Aggregator::HandleGridStatus(const std::string& substation_id, const mqtt::Message& m,
-                                  int64_t now_ms) {
-  derms::v1::GridStatus g;
-  Status s = codec::ParseOperator(
-      m.payload, fmt::format("grid status for substation '{}'", substation_id), &g);
-  if (s.ok()) s = registry::ValidateGridStatus(g, substation_id);
-  if (!s.ok()) return Reject(s, m.topic);
-  Accept();
-  g.set_substation_id(substation_id);
-  if (g.timestamp_ms() == 0) g.set_timestamp_ms(now_ms);
-  store_->Add(storage::GridStatusRecord{g, now_ms});
-  SubstationView& view = substations_[substation_id];
-  view.summary.set_load_kw(g.load_kw());
-  view.summary.set_supply_kw(g.supply_kw());
-  double imbalance = g.load_kw() - g.supply_kw();
-  view.summary.set_imbalance_kw(imbalance);
-  view.dirty = true;
-  if (!options_.dispatch_enabled) return;
-  Dispatch(substation_id, imbalance, 0, options_.control_duration_s, "grid_status", "", now_ms);
-}
-
-void Aggregator::HandleDispatchRequest(const std::string& vder_id, const mqtt::Message& m,
-                                       int64_t now_ms) {
-  derms::v1::DispatchRequest req;
-  Status s =
-      codec::ParseOperator(m.payload, fmt::format("dispatch request for vder '{}'", vder_id), &req);
-  if (s.ok()) s = registry::ValidateDispatchRequest(req, vder_id);
-  if (!s.ok()) return Reject(s, m.topic);
-  Accept();
-  derms::v1::DispatchResult result;
-  result.set_request_id(req.request_id());
-  result.set_vder_id(vder_id);
-  result.set_target_kw(req.target_kw());
-  result.set_timestamp_ms(now_ms);
-  if (registry_.AtSubstation(vder_id).empty()) {
-    // Until configured virtual DERs exist, every substation is one.
-    result.set_shortfall_kw(req.target_kw());
-    result.set_reason(
-        fmt::format("unknown virtual DER '{}': no DER is born under a substation "
-                    "of that id",
-                    vder_id));
-  } else {
-    auto split = Dispatch(vder_id, req.target_kw(), req.start_ms(), req.duration_s(),
-                          "dispatch_request", req.request_id(), now_ms);
-    result.set_allocated_kw(split.covered_kw);
-    result.set_shortfall_kw(split.residual_kw);
-    result.set_members_dispatched(static_cast<uint32_t>(split.setpoints.size()));
-    if (std::abs(split.residual_kw) > options_.deadband_kw) {
-      result.set_reason(fmt::format("active DERs can cover {:.1f} kW of {:.1f} kW",
-                                    split.covered_kw, req.target_kw()));
-    }
-  }
-  std::string json = codec::ToJson(result);
-  Publish(topics::VderDispatchResult(vder_id), json);
-  if (!m.response_topic.empty()) {
-    Status ps =
-        client_->Publish(mqtt::Message{m.response_topic, json, 1, false, {}, m.correlation_data});
-    if (!ps.ok()) rejection_log_.Warn("publish_failed", ps.message());
-  }
-}
-
-std::vector<dispatch::DerCapability> Aggregator::ActiveCapabilities(
-    const std::string& substation_id, int64_t now_ms) const {
-  std::vector<dispatch::DerCapability> caps;
-  for (const registry::DerState* der : registry_.AtSubstation(substation_id)) {
-    if (!registry_.IsActive(*der, now_ms)) continue;
-    const auto& t = der->last;
-    // The device's own view of what it can do now, bounded by its nameplate.
-    double max_kw = std::min(t.available_discharge_kw(), der->birth.max_discharge_kw());
-    double min_kw = -std::min(t.available_charge_kw(), der->birth.max_charge_kw());
-    caps.push_back({der->der_id, std::clamp(t.baseline_kw(), min_kw, max_kw), min_kw, max_kw});
-  }
-  return caps;
-}
-
-dispatch::SplitResult Aggregator::Dispatch(const std::string& substation_id, double target_kw,
-                                           int64_t start_ms, int64_t duration_s,
-                                           const std::string& trigger,
-                                           const std::string& request_id, int64_t now_ms) {
-  auto caps = ActiveCapabilities(substation_id, now_ms);
-  auto split = dispatch::SplitImbalance(target_kw, caps);
-  int64_t run_id = ++last_run_id_;
-  ++dispatch_runs_;
-  std::set<std::string> dispatched;
-  double dispatched_kw = 0;
-  if (std::abs(split.needed_kw) >= options_.deadband_kw) {
-    for (const auto& sp : split.setpoints) {
-      derms::v1::Control c;
-      c.set_command_id(fmt::format("r{}-{}", run_id, sp.der_id));
-      c.set_issued_at_ms(now_ms);
-      c.set_der_id(sp.der_id);
-      auto* iv = c.add_intervals();
-      iv->set_start_ms(start_ms);
-      iv->set_duration_s(static_cast<uint32_t>(duration_s));
-      iv->set_target_kw(sp.target_kw);
-      Publish(topics::DerControl(sp.der_id), codec::ToBinary(c));
-      int64_t begins = start_ms > 0 ? start_ms : now_ms;
-      sent_controls_[c.command_id()] = {substation_id, run_id, begins + duration_s * 1000};
-      controlled_der_[sp.der_id] = c.command_id();
-      dispatched.insert(sp.der_id);
-      dispatched_kw += sp.target_kw;
-      store_->Add(storage::ControlRecord{std::move(c), sp.der_id, run_id});
-      ++controls_sent_;
-    }
-  }
-  // DERs still following an earlier setpoint that this run does not need go
-  // back to their default behaviour now rather than when that setpoint ends.
-  for (auto it = controlled_der_.begin(); it != controlled_der_.end();) {
-    auto sent = sent_controls_.find(it->second);
-    bool here = sent != sent_controls_.end() && sent->second.substation_id == substation_id;
-    if (here && !dispatched.count(it->first)) {
-      SendCommand(it->first, derms::v1::RETURN_TO_DEFAULT,
-                  fmt::format("not needed by dispatch run {}", run_id), now_ms);
-      it = controlled_der_.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  // Forget controls that have ended; late responses to them are still stored.
-  for (auto it = sent_controls_.begin(); it != sent_controls_.end();) {
-    it = it->second.expires_ms + 60000 < now_ms ? sent_controls_.erase(it) : std::next(it);
-  }
-  store_->Add(storage::DispatchRunRecord{
-      run_id, substation_id, trigger, request_id, now_ms, target_kw, split.uncontrolled_kw,
-      split.needed_kw, split.headroom_kw, dispatched_kw, split.residual_kw,
-      static_cast<uint32_t>(caps.size()), static_cast<uint32_t>(dispatched.size())});
-  SubstationView& view = substations_[substation_id];
-  auto& sum = view.summary;
-  sum.set_dispatch_runs(sum.dispatch_runs() + 1);
-  sum.set_last_run_id(run_id);
-  sum.set_dispatched_kw(dispatched_kw);
-  sum.set_planned_output_kw(split.covered_kw);
-  sum.set_residual_kw(split.residual_kw);
-  sum.set_controls_sent(static_cast<uint32_t>(dispatched.size()));
-  sum.set_last_run_ms(now_ms);
-  sum.clear_responses();
-  view.dirty = true;
-  spdlog::debug(
-      "dispatch run {} at '{}' ({}): target {:.1f} kW, uncontrolled {:.1f} kW, "
-      "{} setpoints, residual {:.1f} kW",
-      run_id, substation_id, trigger, target_kw, split.uncontrolled_kw, dispatched.size(),
-      split.residual_kw);
-  return split;
 }
 
 void Aggregator::SendCommand(const std::string& der_id, derms::v1::NodeCommandType type,
@@ -426,14 +305,15 @@ void Aggregator::SendCommand(const std::string& der_id, derms::v1::NodeCommandTy
 }
 
 void Aggregator::Periodic(int64_t now_ms) {
+  CheckRunDeadlines(now_ms);
   auto wall = std::chrono::steady_clock::now();
   if (wall < next_periodic_) return;
-  next_periodic_ = wall + std::chrono::milliseconds(500);
+  next_periodic_ = wall + std::chrono::milliseconds(200);
   for (const auto& der_id : registry_.ExpireSilent(now_ms)) {
     NoteOnlineChange(*registry_.Find(der_id), false, "silence", now_ms);
   }
   if (!session_.online()) return;
-  PublishSummaries(now_ms);
+  PublishVderStatuses(false);
   if (wall >= next_status_) {
     PublishStatus(true, now_ms);
     next_status_ = wall + std::chrono::seconds(options_.status_interval_s);
@@ -460,31 +340,130 @@ std::string Aggregator::StatusJson(bool online, int64_t now_ms) const {
   return codec::ToJson(st);
 }
 
-void Aggregator::PublishSummaries(int64_t now_ms) {
-  for (auto& [substation_id, view] : substations_) {
-    if (!view.dirty) continue;
-    view.dirty = false;
-    auto& sum = view.summary;
-    sum.set_substation_id(substation_id);
-    sum.set_timestamp_ms(now_ms);
-    uint32_t total = 0, online = 0;
-    double output = 0, up = 0, down = 0;
-    for (const registry::DerState* der : registry_.AtSubstation(substation_id)) {
-      ++total;
-      if (!der->online) continue;
-      ++online;
-      if (!der->has_telemetry) continue;
-      output += der->last.active_power_kw();
-      up += der->last.available_discharge_kw();
-      down += der->last.available_charge_kw();
-    }
-    sum.set_ders_total(total);
-    sum.set_ders_online(online);
-    sum.set_output_kw(output);
-    sum.set_available_discharge_kw(up);
-    sum.set_available_charge_kw(down);
-    Publish(topics::SubstationSummary(substation_id), codec::ToJson(sum), true);
+// ---- Virtual DERs ----
+
+Aggregator::VderView& Aggregator::View(int v) {
+  if (views_.size() < fleet_->tree().size()) views_.resize(fleet_->tree().size());
+  return views_[v];
+}
+
+void Aggregator::PlaceDer(const registry::DerState& der) {
+  size_t before = fleet_->tree().size();
+  std::string conflict = fleet_->Place(der.birth);
+  if (!conflict.empty()) {
+    ++vder_conflicts_;
+    rejection_log_.Warn("vder_conflict", conflict);
   }
+  if (fleet_->tree().size() != before) {
+    vders_ = static_cast<uint32_t>(fleet_->tree().size());
+    spdlog::info(
+        "virtual DER '{}' made for substation '{}' (no configured virtual DER claims "
+        "its DERs)",
+        fleet_->tree().definition(static_cast<int>(before)).id, der.birth.substation_id());
+  }
+  RefreshContribution(der);
+}
+
+void Aggregator::RefreshContribution(const registry::DerState& der) {
+  if (!der.has_birth) return;
+  vder::Contribution c;
+  c.online = der.online;
+  if (der.online && der.has_telemetry) {
+    const auto& t = der.last;
+    c.output_kw = t.active_power_kw();
+    c.energy_available_kwh = dispatch::EnergyAvailableKwh(der.birth, t);
+    // A faulted DER still produces what it produces, but offers nothing.
+    if (!der.faulted()) {
+      auto m =
+          dispatch::DerMember(der.birth, t, static_cast<double>(options_.control_duration_s), 0.0);
+      c.available_discharge_kw = std::max(0.0, m.max_kw - c.output_kw);
+      c.available_charge_kw = std::max(0.0, c.output_kw - m.min_kw);
+    }
+  }
+  fleet_->Update(der.der_id, c);
+}
+
+void Aggregator::PublishVderStatuses(bool force_all) {
+  auto wall = std::chrono::steady_clock::now();
+  const vder::VderTree& tree = fleet_->tree();
+  int64_t now_ms = clock_.NowMs();
+  for (size_t i = 0; i < tree.size(); ++i) {
+    int v = static_cast<int>(i);
+    VderView& view = View(v);
+    const vder::Aggregate& a = fleet_->aggregate(v);
+    const vder::Aggregate& p = view.published;
+    bool stale = wall - view.published_at >= std::chrono::seconds(options_.vder_status_interval_s);
+    bool moved =
+        fleet_->version(v) != view.published_version &&
+        (a.members_total != p.members_total || a.members_online != p.members_online ||
+         std::abs(a.output_kw - p.output_kw) >= options_.vder_status_change_kw ||
+         std::abs(a.available_discharge_kw - p.available_discharge_kw) >=
+             options_.vder_status_change_kw ||
+         std::abs(a.available_charge_kw - p.available_charge_kw) >= options_.vder_status_change_kw);
+    bool may =
+        wall - view.published_at >= std::chrono::milliseconds(options_.vder_status_min_interval_ms);
+    if (!force_all && !stale && !((moved || view.changed) && may)) continue;
+    const vder::VderDefinition& def = tree.definition(v);
+    derms::v1::VirtualDerStatus& st = view.status;
+    st.set_vder_id(def.id);
+    st.set_name(def.name);
+    st.set_path(tree.Path(v));
+    st.set_policy(std::string(dispatch::PolicyName(def.policy)));
+    st.clear_children();
+    for (int c : tree.children(v)) st.add_children(tree.definition(c).id);
+    st.set_dispatchable(def.dispatchable);
+    st.set_grid_substation(def.grid_substation);
+    st.set_members_total(a.members_total);
+    st.set_members_online(a.members_online);
+    st.set_members_direct(static_cast<uint32_t>(fleet_->direct_members(v).size()));
+    st.set_output_kw(a.output_kw);
+    st.set_available_discharge_kw(a.available_discharge_kw);
+    st.set_available_charge_kw(a.available_charge_kw);
+    st.set_energy_available_kwh(a.energy_available_kwh);
+    st.set_timestamp_ms(now_ms);
+    Publish(topics::VderStatus(def.id), codec::ToJson(st), true);
+    view.published = a;
+    view.published_version = fleet_->version(v);
+    view.published_at = wall;
+    view.changed = false;
+  }
+}
+
+void Aggregator::Reload(int64_t now_ms) {
+  if (options_.config_path.empty()) {
+    spdlog::warn("reload asked for, but the aggregator was started without --config");
+    return;
+  }
+  auto loaded = LoadReloadable(options_.config_path);
+  if (!loaded.ok()) {
+    ++reloads_rejected_;
+    spdlog::error("configuration reload rejected, the running virtual DERs stay in force: {}",
+                  loaded.status().message());
+    return;
+  }
+  auto tree = vder::VderTree::Build(loaded->vders);  // checked by LoadReloadable
+  if (!tree.ok()) return;
+  // Runs belong to the old tree: they end as they stand.
+  while (!runs_.empty()) FinishRun(runs_.begin()->first, "reconfigured", now_ms);
+  std::vector<std::string> old_ids;
+  for (size_t v = 0; v < fleet_->tree().size(); ++v) {
+    old_ids.push_back(fleet_->tree().definition(static_cast<int>(v)).id);
+  }
+  fleet_ = std::make_unique<vder::VderFleet>(std::move(tree).value());
+  costs_ = loaded->costs;
+  views_.clear();
+  registry_.ForEach([this](const registry::DerState& der) {
+    if (der.has_birth) PlaceDer(der);
+  });
+  // Virtual DERs that are gone lose their retained status.
+  for (const auto& id : old_ids) {
+    if (fleet_->tree().Find(id) < 0) Publish(topics::VderStatus(id), "", true);
+  }
+  vders_ = static_cast<uint32_t>(fleet_->tree().size());
+  ++reloads_;
+  spdlog::info("configuration reloaded: {} virtual DERs, {} DERs placed", fleet_->tree().size(),
+               registry_.size());
+  PublishVderStatuses(true);
 }
 
 }  // namespace derms::aggregator

@@ -14,11 +14,15 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
-#include "cloud_aggregator/dispatch/imbalance_split.h"
+#include "cloud_aggregator/dispatch/der_capability.h"
 #include "cloud_aggregator/registry/der_registry.h"
 #include "cloud_aggregator/service/aggregator_options.h"
 #include "cloud_aggregator/storage/store.h"
+#include "cloud_aggregator/vder/vder_tree.h"
+#include "cloud_aggregator/workflow/dispatch_run.h"
 #include "common/blocking_queue.h"
 #include "common/clock.h"
 #include "common/logging.h"
@@ -38,7 +42,11 @@ struct Stats {
   uint64_t dispatch_runs = 0;
   uint64_t controls_sent = 0;
   uint64_t responses = 0;
-  uint64_t stored = 0;  // records committed to SQLite (or found already there)
+  uint64_t stored = 0;            // records committed to SQLite (or found already there)
+  uint64_t reloads = 0;           // configuration reloads applied
+  uint64_t reloads_rejected = 0;  // reloads refused (the running configuration stayed)
+  uint64_t vder_conflicts = 0;    // DERs two virtual DERs claimed (the first kept them)
+  uint32_t vders = 0;             // virtual DERs, implicit ones included
   // Subscribed and its online status published: messages sent from now on
   // are processed.
   bool ready = false;
@@ -51,8 +59,10 @@ class Aggregator {
   ~Aggregator();
 
   // Serves until `stop` is set, then publishes an offline status, disconnects
-  // and commits what is queued. Blocks the calling thread.
-  void Run(const std::atomic<bool>& stop);
+  // and commits what is queued. Blocks the calling thread. When `reload` is
+  // given, setting it re-reads the virtual DERs and costs from the
+  // configuration file (SIGHUP); a bad file leaves the running ones in force.
+  void Run(const std::atomic<bool>& stop, std::atomic<bool>* reload = nullptr);
   // Thread-safe.
   Stats stats() const;
   // Waits until every record accepted so far is committed (tests, backups).
@@ -60,18 +70,42 @@ class Aggregator {
   const std::string& db_path() const { return store_->path(); }
 
  private:
-  struct SubstationView {
-    derms::v1::SubstationSummary summary;
-    bool dirty = false;
+  // What operators see of one virtual DER (vder/{id}/status), and when it
+  // was last published.
+  struct VderView {
+    derms::v1::VirtualDerStatus status;  // the last run and grid; aggregates filled on publish
+    bool changed = true;                 // something beyond the aggregates changed
+    uint64_t published_version = 0;
+    std::chrono::steady_clock::time_point published_at{};
+    vder::Aggregate published;
   };
-  struct SentControl {
-    std::string substation_id;
-    int64_t run_id;
-    int64_t expires_ms;
+  // A dispatch run waiting for answers.
+  struct ActiveRun {
+    std::unique_ptr<workflow::DispatchRun> run;
+    storage::DispatchRunRecord record;  // stages 1-5 filled at the start
+    int root = -1;
+    int64_t start_ms = 0;  // intervals' start (0: on receipt)
+    int64_t duration_s = 0;
+    std::chrono::steady_clock::time_point deadline{};
+    std::unordered_map<std::string, size_t> member_index;  // der_id -> run member
+    // A utility's dispatch request: answered when the run ends.
+    bool answer = false;
+    derms::v1::DispatchResult result;
+    std::string response_topic;
+    std::string correlation_data;
+  };
+  // The control a DER follows for us.
+  struct InForce {
+    std::string command_id;
+    int64_t run_id = 0;
+    double target_kw = 0;
+    int64_t ends_ms = 0;   // device time
+    bool applied = false;  // answered APPLIED
   };
 
   Aggregator(const AggregatorOptions& options, const Clock& clock,
-             std::unique_ptr<storage::Store> store, std::unique_ptr<mqtt::Client> client);
+             std::unique_ptr<storage::Store> store, std::unique_ptr<mqtt::Client> client,
+             vder::VderTree tree);
 
   void Handle(const mqtt::Message& m, int64_t now_ms);
   void HandleBirth(const std::string& der_id, const mqtt::Message& m, int64_t now_ms);
@@ -81,18 +115,32 @@ class Aggregator {
   void HandleGridStatus(const std::string& substation_id, const mqtt::Message& m, int64_t now_ms);
   void HandleDispatchRequest(const std::string& vder_id, const mqtt::Message& m, int64_t now_ms);
 
-  // One dispatch run at a substation: split `target_kw` of DER output across
-  // the active DERs, send the setpoints, release DERs no longer needed.
-  dispatch::SplitResult Dispatch(const std::string& substation_id, double target_kw,
-                                 int64_t start_ms, int64_t duration_s, const std::string& trigger,
-                                 const std::string& request_id, int64_t now_ms);
-  std::vector<dispatch::DerCapability> ActiveCapabilities(const std::string& substation_id,
-                                                          int64_t now_ms) const;
+  // Virtual DERs (aggregator.cc).
+  void PlaceDer(const registry::DerState& der);
+  void RefreshContribution(const registry::DerState& der);
+  void PublishVderStatuses(bool force_all);
+  void Reload(int64_t now_ms);
+  VderView& View(int v);
+
+  // The dispatch workflow (aggregator_dispatch.cc).
+  // Stages 2-6 for the virtual DER `root`: `requested_kw` of output from its
+  // active members (only those at `substation_id` when given).
+  void StartRun(int root, double requested_kw, storage::DispatchRunRecord record,
+                const std::string& substation_id, int64_t start_ms, int64_t duration_s,
+                int64_t now_ms, ActiveRun pending);
+  std::vector<workflow::ActiveMember> ActiveMembers(int root, const std::string& substation_id,
+                                                    int64_t duration_s, int64_t now_ms) const;
+  void SendRound(ActiveRun& run, const std::vector<size_t>& members, int64_t now_ms);
+  void Advance(int64_t run_id, int64_t now_ms);
+  void FinishRun(int64_t run_id, const std::string& outcome, int64_t now_ms);
+  void ReleaseUnneeded(const ActiveRun& run, int64_t now_ms);
+  void CheckRunDeadlines(int64_t now_ms);
+  void AnswerDispatch(const derms::v1::DispatchResult& result, const std::string& response_topic,
+                      const std::string& correlation_data);
 
   void Periodic(int64_t now_ms);
   void PublishStatus(bool online, int64_t now_ms);
   std::string StatusJson(bool online, int64_t now_ms) const;
-  void PublishSummaries(int64_t now_ms);
   void NoteOnlineChange(const registry::DerState& der, bool online, const std::string& cause,
                         int64_t now_ms);
   void Reject(const Status& s, const std::string& topic);
@@ -112,9 +160,12 @@ class Aggregator {
 
   // Owned by the processing thread.
   registry::DerRegistry registry_;
-  std::map<std::string, SubstationView> substations_;
-  std::unordered_map<std::string, SentControl> sent_controls_;   // by command_id
-  std::unordered_map<std::string, std::string> controlled_der_;  // der_id -> command_id
+  std::unique_ptr<vder::VderFleet> fleet_;
+  dispatch::CostTable costs_;
+  std::vector<VderView> views_;                                           // by virtual DER index
+  std::map<int64_t, ActiveRun> runs_;                                     // by run id
+  std::unordered_map<std::string, std::pair<int64_t, size_t>> commands_;  // -> run, member
+  std::unordered_map<std::string, InForce> in_force_;                     // by der_id
   int64_t last_run_id_;
   std::chrono::steady_clock::time_point next_status_{};
   std::chrono::steady_clock::time_point next_periodic_{};
@@ -126,8 +177,12 @@ class Aggregator {
   std::atomic<uint64_t> dispatch_runs_{0};
   std::atomic<uint64_t> controls_sent_{0};
   std::atomic<uint64_t> responses_{0};
+  std::atomic<uint64_t> reloads_{0};
+  std::atomic<uint64_t> reloads_rejected_{0};
+  std::atomic<uint64_t> vder_conflicts_{0};
   std::atomic<uint32_t> ders_known_{0};
   std::atomic<uint32_t> ders_online_{0};
+  std::atomic<uint32_t> vders_{0};
   std::atomic<bool> ready_{false};
   mutable std::mutex reasons_mutex_;
   std::map<std::string, uint64_t> rejected_by_reason_;  // GUARDED_BY(reasons_mutex_)

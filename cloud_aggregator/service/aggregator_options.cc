@@ -31,10 +31,45 @@ Status AggregatorOptions::Validate() const {
     return Invalid(
         fmt::format("dispatch.control_duration_s {} outside [1, 86400]", control_duration_s));
   }
-  if (!std::isfinite(deadband_kw) || deadband_kw < 0) {
-    return Invalid(fmt::format("dispatch.deadband_kw {} must be a number >= 0", deadband_kw));
+  if (!std::isfinite(setpoint_deadband_kw) || setpoint_deadband_kw < 0) {
+    return Invalid(fmt::format("dispatch.setpoint_deadband_kw {} must be a number >= 0",
+                               setpoint_deadband_kw));
+  }
+  if (response_timeout_ms < 10 || response_timeout_ms > 600000) {
+    return Invalid(
+        fmt::format("dispatch.response_timeout_ms {} outside [10, 600000]", response_timeout_ms));
+  }
+  if (max_rounds < 1 || max_rounds > 10) {
+    return Invalid(fmt::format("dispatch.max_rounds {} outside [1, 10]", max_rounds));
+  }
+  if (!std::isfinite(frequency.nominal_hz) || frequency.nominal_hz < 40 ||
+      frequency.nominal_hz > 70) {
+    return Invalid(fmt::format("dispatch.nominal_hz {} outside [40, 70]", frequency.nominal_hz));
+  }
+  if (!std::isfinite(frequency.droop_kw_per_hz) || frequency.droop_kw_per_hz < 0) {
+    return Invalid(fmt::format("dispatch.droop_kw_per_hz {} must be a number >= 0",
+                               frequency.droop_kw_per_hz));
+  }
+  if (!std::isfinite(frequency.deadband_hz) || frequency.deadband_hz < 0 ||
+      frequency.deadband_hz > 5) {
+    return Invalid(
+        fmt::format("dispatch.frequency_deadband_hz {} outside [0, 5]", frequency.deadband_hz));
+  }
+  if (vder_status_interval_s < 1 || vder_status_interval_s > 86400) {
+    return Invalid(
+        fmt::format("vder_status.interval_s {} outside [1, 86400]", vder_status_interval_s));
+  }
+  if (vder_status_min_interval_ms < 0 || vder_status_min_interval_ms > 3600000) {
+    return Invalid(fmt::format("vder_status.min_interval_ms {} outside [0, 3600000]",
+                               vder_status_min_interval_ms));
+  }
+  if (!std::isfinite(vder_status_change_kw) || vder_status_change_kw < 0) {
+    return Invalid(
+        fmt::format("vder_status.change_kw {} must be a number >= 0", vder_status_change_kw));
   }
   if (inbound_queue < 100) return Invalid("inbound_queue must be >= 100");
+  auto tree = vder::VderTree::Build(vders.vders);
+  if (!tree.ok()) return tree.status();
   return Status::Ok();
 }
 
@@ -42,11 +77,29 @@ Status LoadAggregatorOptions(const std::string& path, AggregatorOptions* o) {
   auto parsed = config::ParseFile(path);
   if (!parsed.ok()) return parsed.status();
   const toml::table& t = *parsed;
-  Status s = config::CheckKnownKeys(
-      t, path,
-      {"broker", "client_id", "session_expiry_s", "db", "status_interval_s", "inbound_queue",
-       "credentials.username", "credentials.password", "registry.offline_after_intervals",
-       "dispatch.enabled", "dispatch.control_duration_s", "dispatch.deadband_kw"});
+  Status s = config::CheckKnownKeys(t, path,
+                                    {"broker",
+                                     "client_id",
+                                     "session_expiry_s",
+                                     "db",
+                                     "status_interval_s",
+                                     "inbound_queue",
+                                     "credentials.username",
+                                     "credentials.password",
+                                     "registry.offline_after_intervals",
+                                     "dispatch.enabled",
+                                     "dispatch.control_duration_s",
+                                     "dispatch.setpoint_deadband_kw",
+                                     "dispatch.response_timeout_ms",
+                                     "dispatch.max_rounds",
+                                     "dispatch.nominal_hz",
+                                     "dispatch.droop_kw_per_hz",
+                                     "dispatch.frequency_deadband_hz",
+                                     "vder_status.interval_s",
+                                     "vder_status.min_interval_ms",
+                                     "vder_status.change_kw",
+                                     "vder",
+                                     "costs.*"});
   if (!s.ok()) return s;
   Status results[] = {
       config::Get(t, path, "broker", &o->broker_uri),
@@ -60,12 +113,34 @@ Status LoadAggregatorOptions(const std::string& path, AggregatorOptions* o) {
       config::Get(t, path, "registry.offline_after_intervals", &o->offline_after_intervals),
       config::Get(t, path, "dispatch.enabled", &o->dispatch_enabled),
       config::Get(t, path, "dispatch.control_duration_s", &o->control_duration_s),
-      config::Get(t, path, "dispatch.deadband_kw", &o->deadband_kw),
+      config::Get(t, path, "dispatch.setpoint_deadband_kw", &o->setpoint_deadband_kw),
+      config::Get(t, path, "dispatch.response_timeout_ms", &o->response_timeout_ms),
+      config::Get(t, path, "dispatch.max_rounds", &o->max_rounds),
+      config::Get(t, path, "dispatch.nominal_hz", &o->frequency.nominal_hz),
+      config::Get(t, path, "dispatch.droop_kw_per_hz", &o->frequency.droop_kw_per_hz),
+      config::Get(t, path, "dispatch.frequency_deadband_hz", &o->frequency.deadband_hz),
+      config::Get(t, path, "vder_status.interval_s", &o->vder_status_interval_s),
+      config::Get(t, path, "vder_status.min_interval_ms", &o->vder_status_min_interval_ms),
+      config::Get(t, path, "vder_status.change_kw", &o->vder_status_change_kw),
   };
   for (const auto& r : results) {
     if (!r.ok()) return r;
   }
+  auto vders = ReadVderConfig(t, path);
+  if (!vders.ok()) return vders.status();
+  o->vders = std::move(vders).value();
+  o->config_path = path;
   return Status::Ok();
+}
+
+StatusOr<VderConfig> LoadReloadable(const std::string& path) {
+  auto parsed = config::ParseFile(path);
+  if (!parsed.ok()) return parsed.status();
+  auto vders = ReadVderConfig(*parsed, path);
+  if (!vders.ok()) return vders.status();
+  auto tree = vder::VderTree::Build(vders->vders);
+  if (!tree.ok()) return tree.status();
+  return vders;
 }
 
 }  // namespace derms::aggregator

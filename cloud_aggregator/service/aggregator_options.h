@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <string>
 
+#include "cloud_aggregator/service/vder_config.h"
+#include "cloud_aggregator/workflow/stages.h"
 #include "common/status.h"
 
 namespace derms::aggregator {
@@ -26,13 +28,33 @@ struct AggregatorOptions {
   int64_t offline_after_intervals = 3;
   // Wall seconds between aggregator/status publishes.
   int64_t status_interval_s = 10;
-  // Answer grid/{substation}/status with setpoints (the first dispatch loop).
+  // Answer grid/{substation}/status with setpoints (the dispatch workflow).
   bool dispatch_enabled = true;
   // How long each dispatched setpoint lasts (device seconds); the next grid
-  // status renews it, so a lost aggregator never leaves DERs stuck.
+  // status renews it, so a lost aggregator never leaves DERs stuck. Also the
+  // horizon of storage headroom: a battery must sustain its setpoint this long.
   int64_t control_duration_s = 300;
-  // Imbalance changes smaller than this (kW) send no controls.
-  double deadband_kw = 0.5;
+  // A new setpoint within this (kW) of the one a DER already follows, with
+  // more than half of that control's time left, is not re-sent: small
+  // changes of target do not make the fleet thrash.
+  double setpoint_deadband_kw = 0.1;
+  // Wall milliseconds a run waits for answers before it moves the shortfall
+  // of silent, rejecting or clamping members to others.
+  int64_t response_timeout_ms = 5000;
+  // Rounds of a run: the first allocation plus corrections.
+  int64_t max_rounds = 3;
+  // Stage 5's frequency term.
+  workflow::FrequencyResponse frequency;
+  // vder/{id}/status: published on a change of at least `vder_status_change_kw`
+  // (or of membership) but at most once per `vder_status_min_interval_ms`,
+  // and at least every `vder_status_interval_s` (wall time).
+  int64_t vder_status_interval_s = 30;
+  int64_t vder_status_min_interval_ms = 1000;
+  double vder_status_change_kw = 1.0;
+  // Virtual DERs and merit-order costs ([[vder]], [costs]); re-read from
+  // `config_path` on SIGHUP.
+  VderConfig vders;
+  std::string config_path;
   // Messages waiting for the processing thread before Paho's thread waits.
   int64_t inbound_queue = 100000;
 
@@ -42,6 +64,9 @@ struct AggregatorOptions {
 
 // Reads `path` (TOML) into `options`, keeping defaults for absent keys.
 Status LoadAggregatorOptions(const std::string& path, AggregatorOptions* options);
+// Reads only the parts that may change while running ([[vder]], [costs]),
+// and checks the tree they make.
+StatusOr<VderConfig> LoadReloadable(const std::string& path);
 
 }  // namespace derms::aggregator
 

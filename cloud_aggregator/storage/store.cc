@@ -50,11 +50,38 @@ CREATE TABLE IF NOT EXISTS grid_status (
   received_ms INTEGER NOT NULL, frequency_hz REAL, voltage_pu REAL, load_kw REAL,
   supply_kw REAL);
 CREATE TABLE IF NOT EXISTS dispatch_runs (
-  run_id INTEGER PRIMARY KEY, substation_id TEXT NOT NULL, trigger TEXT NOT NULL,
-  request_id TEXT, started_ms INTEGER NOT NULL, imbalance_kw REAL, uncontrolled_kw REAL,
-  needed_kw REAL, headroom_kw REAL, dispatched_kw REAL, residual_kw REAL,
-  ders_active INTEGER, controls_sent INTEGER);
+  run_id INTEGER PRIMARY KEY, vder_id TEXT NOT NULL, policy TEXT NOT NULL, trigger TEXT NOT NULL,
+  request_id TEXT, substation_id TEXT, outcome TEXT NOT NULL, started_ms INTEGER NOT NULL,
+  finished_ms INTEGER NOT NULL, duration_s INTEGER NOT NULL,
+  grid_frequency_hz REAL, grid_voltage_pu REAL, grid_load_kw REAL, grid_supply_kw REAL,
+  members_active INTEGER NOT NULL, baseline_kw REAL, min_kw REAL, max_kw REAL,
+  battery_max_discharge_kw REAL, imbalance_kw REAL, frequency_kw REAL, requested_kw REAL,
+  command_kw REAL, planned_kw REAL, achieved_kw REAL, shortfall_kw REAL, rounds INTEGER,
+  applied INTEGER, clamped INTEGER, failed INTEGER, no_answer INTEGER, reason TEXT);
+CREATE TABLE IF NOT EXISTS dispatch_allocations (
+  run_id INTEGER NOT NULL, der_id TEXT NOT NULL, vder_id TEXT NOT NULL, round INTEGER NOT NULL,
+  baseline_kw REAL, min_kw REAL, max_kw REAL, soc_pct REAL, cost REAL, target_kw REAL NOT NULL,
+  applied_kw REAL, state TEXT NOT NULL, command_id TEXT, reason TEXT,
+  PRIMARY KEY (run_id, der_id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS dispatch_allocations_by_der ON dispatch_allocations (der_id, run_id);
+PRAGMA user_version = 2;
 )sql";
+
+// Schema 1 (the first release) had a narrower dispatch_runs: it is kept as
+// dispatch_runs_v1 rather than dropped, and the new one is created beside it.
+bool NeedsMigrationFrom1(sqlite3* db) {
+  sqlite3_stmt* stmt = nullptr;
+  bool old = false;
+  if (sqlite3_prepare_v2(db,
+                         "SELECT COUNT(*) FROM pragma_table_info('dispatch_runs') "
+                         "WHERE name = 'residual_kw'",
+                         -1, &stmt, nullptr) == SQLITE_OK &&
+      sqlite3_step(stmt) == SQLITE_ROW) {
+    old = sqlite3_column_int(stmt, 0) > 0;
+  }
+  sqlite3_finalize(stmt);
+  return old;
+}
 
 Status SqlError(sqlite3* db, const std::string& what) {
   return Status::Error("storage_error", fmt::format("{}: {}", what, sqlite3_errmsg(db)));
@@ -135,11 +162,16 @@ struct Store::Statements {
         insert_grid(db,
                     "INSERT INTO grid_status (substation_id, timestamp_ms, received_ms, "
                     "frequency_hz, voltage_pu, load_kw, supply_kw) VALUES (?,?,?,?,?,?,?)"),
-        insert_run(db, "INSERT OR REPLACE INTO dispatch_runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"),
+        insert_run(db,
+                   "INSERT OR REPLACE INTO dispatch_runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
+                   "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
+        insert_allocation(db,
+                          "INSERT OR REPLACE INTO dispatch_allocations VALUES "
+                          "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
         begin(db, "BEGIN"),
         commit(db, "COMMIT") {}
   Stmt upsert_der, insert_birth, insert_status, insert_telemetry, insert_control, insert_response,
-      insert_grid, insert_run, begin, commit;
+      insert_grid, insert_run, insert_allocation, begin, commit;
 };
 
 StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
@@ -160,7 +192,10 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
   }
   sqlite3_busy_timeout(db, 5000);
   char* err = nullptr;
-  if (sqlite3_exec(db, kSchema, nullptr, nullptr, &err) != SQLITE_OK) {
+  if ((NeedsMigrationFrom1(db) &&
+       sqlite3_exec(db, "ALTER TABLE dispatch_runs RENAME TO dispatch_runs_v1", nullptr, nullptr,
+                    &err) != SQLITE_OK) ||
+      sqlite3_exec(db, kSchema, nullptr, nullptr, &err) != SQLITE_OK) {
     Status s = Status::Error(
         "storage_error", fmt::format("database '{}' schema: {}", options.path, err ? err : "?"));
     sqlite3_free(err);
@@ -346,20 +381,68 @@ void Store::Write(const Record& record) {
                   .Bind(7, g.supply_kw())
                   .Run();
   } else if (const auto* r = std::get_if<DispatchRunRecord>(&record)) {
-    changed = st.insert_run.Bind(1, r->run_id)
-                  .Bind(2, r->substation_id)
-                  .Bind(3, r->trigger)
-                  .Bind(4, r->request_id)
-                  .Bind(5, r->started_ms)
-                  .Bind(6, r->imbalance_kw)
-                  .Bind(7, r->uncontrolled_kw)
-                  .Bind(8, r->needed_kw)
-                  .Bind(9, r->headroom_kw)
-                  .Bind(10, r->dispatched_kw)
-                  .Bind(11, r->residual_kw)
-                  .Bind(12, static_cast<int64_t>(r->ders_active))
-                  .Bind(13, static_cast<int64_t>(r->controls_sent))
+    Stmt& q = st.insert_run;
+    q.Bind(1, r->run_id)
+        .Bind(2, r->vder_id)
+        .Bind(3, r->policy)
+        .Bind(4, r->trigger)
+        .Bind(5, r->request_id)
+        .Bind(6, r->substation_id)
+        .Bind(7, r->outcome)
+        .Bind(8, r->started_ms)
+        .Bind(9, r->finished_ms)
+        .Bind(10, r->duration_s);
+    if (r->has_grid) {
+      q.Bind(11, r->grid.frequency_hz())
+          .Bind(12, r->grid.voltage_pu())
+          .Bind(13, r->grid.load_kw())
+          .Bind(14, r->grid.supply_kw());
+    } else {
+      q.BindNull(11).BindNull(12).BindNull(13).BindNull(14);
+    }
+    changed = q.Bind(15, static_cast<int64_t>(r->members_active))
+                  .Bind(16, r->baseline_kw)
+                  .Bind(17, r->min_kw)
+                  .Bind(18, r->max_kw)
+                  .Bind(19, r->battery_max_discharge_kw)
+                  .Bind(20, r->imbalance_kw)
+                  .Bind(21, r->frequency_kw)
+                  .Bind(22, r->requested_kw)
+                  .Bind(23, r->command_kw)
+                  .Bind(24, r->planned_kw)
+                  .Bind(25, r->achieved_kw)
+                  .Bind(26, r->shortfall_kw)
+                  .Bind(27, static_cast<int64_t>(r->rounds))
+                  .Bind(28, static_cast<int64_t>(r->applied))
+                  .Bind(29, static_cast<int64_t>(r->clamped))
+                  .Bind(30, static_cast<int64_t>(r->failed))
+                  .Bind(31, static_cast<int64_t>(r->no_answer))
+                  .Bind(32, r->reason)
                   .Run();
+    for (const auto& a : r->allocations) {
+      Stmt& row = st.insert_allocation;
+      row.Bind(1, r->run_id)
+          .Bind(2, a.der_id)
+          .Bind(3, a.vder_id)
+          .Bind(4, a.round)
+          .Bind(5, a.baseline_kw)
+          .Bind(6, a.min_kw)
+          .Bind(7, a.max_kw);
+      if (a.soc_pct >= 0) {
+        row.Bind(8, a.soc_pct);
+      } else {
+        row.BindNull(8);
+      }
+      if (row.Bind(9, a.cost)
+              .Bind(10, a.target_kw)
+              .Bind(11, a.applied_kw)
+              .Bind(12, a.state)
+              .Bind(13, a.command_id)
+              .Bind(14, a.reason)
+              .Run() < 0) {
+        ++counters_.errors;
+      }
+    }
   }
   if (changed < 0) {
     ++counters_.errors;

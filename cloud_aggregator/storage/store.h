@@ -14,6 +14,7 @@
 #include <string>
 #include <thread>
 #include <variant>
+#include <vector>
 
 #include "common/blocking_queue.h"
 #include "common/status.h"
@@ -65,20 +66,48 @@ struct GridStatusRecord {
   derms::v1::GridStatus grid;
   int64_t received_ms;
 };
+// One member's part in a dispatch run: the inputs its setpoint came from
+// and what became of it. Only members given a setpoint are recorded.
+struct AllocationRow {
+  std::string der_id;
+  std::string vder_id;  // the virtual DER that claims it
+  int64_t round = 0;    // round of the last control sent
+  double baseline_kw = 0;
+  double min_kw = 0;
+  double max_kw = 0;
+  double soc_pct = -1;  // negative: none (stored as NULL)
+  double cost = 0;
+  double target_kw = 0;
+  double applied_kw = 0;
+  std::string state;  // APPLIED, CLAMPED, FAILED, NO_ANSWER
+  std::string command_id;
+  std::string reason;
+};
+// A finished dispatch run: each workflow stage's inputs and outputs.
 struct DispatchRunRecord {
-  int64_t run_id;
-  std::string substation_id;
-  std::string trigger;     // "grid_status" or "dispatch_request"
-  std::string request_id;  // for a dispatch request
-  int64_t started_ms;
-  double imbalance_kw;  // or the requested target
-  double uncontrolled_kw;
-  double needed_kw;
-  double headroom_kw;
-  double dispatched_kw;
-  double residual_kw;
-  uint32_t ders_active;
-  uint32_t controls_sent;
+  int64_t run_id = 0;
+  std::string vder_id;
+  std::string policy;
+  std::string trigger;        // "grid_status" or "dispatch_request"
+  std::string request_id;     // for a dispatch request
+  std::string substation_id;  // for a grid status
+  std::string outcome;        // "completed", "superseded", "reconfigured", "stopped"
+  int64_t started_ms = 0;
+  int64_t finished_ms = 0;
+  int64_t duration_s = 0;
+  // Stage 1 (grid runs).
+  bool has_grid = false;
+  derms::v1::GridStatus grid;
+  // Stages 2 and 3.
+  uint32_t members_active = 0;
+  double baseline_kw = 0, min_kw = 0, max_kw = 0, battery_max_discharge_kw = 0;
+  // Stages 4 and 5.
+  double imbalance_kw = 0, frequency_kw = 0, requested_kw = 0, command_kw = 0;
+  // Stage 6 and the closed loop.
+  double planned_kw = 0, achieved_kw = 0, shortfall_kw = 0;
+  uint32_t rounds = 0, applied = 0, clamped = 0, failed = 0, no_answer = 0;
+  std::string reason;
+  std::vector<AllocationRow> allocations;
 };
 
 using Record = std::variant<BirthRecord, StatusRecord, TelemetryRecord, ControlRecord,

@@ -28,6 +28,11 @@ TEST_CASE("the aggregator's example configuration loads and validates", "[unit][
   CHECK(o.Validate().ok());
   CHECK(o.offline_after_intervals == 3);
   CHECK(o.control_duration_s == 300);
+  REQUIRE(o.vders.vders.size() == 7);
+  CHECK(o.vders.vders[1].grid_substation == "sub-1");
+  CHECK(o.vders.vders[2].policy == derms::dispatch::Policy::kSocBalance);
+  CHECK_FALSE(o.vders.vders[6].dispatchable);
+  CHECK(o.vders.costs.by_type.at("EV_CHARGER") == 0.05);
 }
 
 TEST_CASE("a misspelt key in a configuration file is reported with its path", "[unit][config]") {

@@ -77,10 +77,6 @@ TEST_CASE("aggregator, grid and vder topics parse to their kind and id", "[unit]
   CHECK(agg.kind == Kind::kAggregatorStatus);
   CHECK(agg.id.empty());
 
-  auto summary = ParseOk("derms/v1/aggregator/substations/sub-7");
-  CHECK(summary.kind == Kind::kSubstationSummary);
-  CHECK(summary.id == "sub-7");
-
   auto grid = ParseOk("derms/v1/grid/sub-7/status");
   CHECK(grid.kind == Kind::kGridStatus);
   CHECK(grid.id == "sub-7");
@@ -127,7 +123,6 @@ TEST_CASE("every topic builder round trips through Parse", "[unit][topics]") {
       {topics::DerControl(id), Kind::kDerControl},
       {topics::DerResponse(id), Kind::kDerResponse},
       {topics::DerCmd(id), Kind::kDerCmd},
-      {topics::SubstationSummary(id), Kind::kSubstationSummary},
       {topics::GridStatus(id), Kind::kGridStatus},
       {topics::VderDispatch(id), Kind::kVderDispatch},
       {topics::VderDispatchResult(id), Kind::kVderDispatchResult},
@@ -147,7 +142,6 @@ TEST_CASE("builders produce the contract's exact topic strings", "[unit][topics]
   CHECK(topics::DerTelemetry("bat-1") == "derms/v1/der/bat-1/telemetry");
   CHECK(topics::GridStatus("sub-1") == "derms/v1/grid/sub-1/status");
   CHECK(topics::VderDispatchResult("v1") == "derms/v1/vder/v1/dispatch/result");
-  CHECK(topics::SubstationSummary("sub-1") == "derms/v1/aggregator/substations/sub-1");
   CHECK(topics::AllDers("telemetry") == "derms/v1/der/+/telemetry");
   CHECK(topics::Filter("grid/+/status") == "derms/v1/grid/+/status");
 }
@@ -191,8 +185,6 @@ TEST_CASE("a bad identifier in a topic is invalid_id naming the field", "[unit][
   CHECK_THAT(ParseError("derms/v1/der/" + std::string(65, 'a') + "/status", "invalid_id"),
              Catch::Contains("der_id"));
   CHECK_THAT(ParseError("derms/v1/grid/sub#1/status", "invalid_id"),
-             Catch::Contains("substation_id"));
-  CHECK_THAT(ParseError("derms/v1/aggregator/substations/s.1", "invalid_id"),
              Catch::Contains("substation_id"));
   CHECK_THAT(ParseError("derms/v1/vder/v%1/dispatch", "invalid_id"), Catch::Contains("vder_id"));
   CHECK_THAT(ParseError("derms/v1/vder/v%1/dispatch/result", "invalid_id"),

@@ -98,9 +98,20 @@ TEST_CASE("a deficit makes batteries discharge, with APPLIED and CLAMPED respons
     agg->FlushStore();
     return QueryInt(db, "SELECT COUNT(*) FROM responses") >= 3;
   }));
+  // The run is recorded once every answer is in: the CLAMPED battery's
+  // shortfall could not go elsewhere (the others are at their limit).
+  REQUIRE(WaitFor([&] {
+    agg->FlushStore();
+    return QueryInt(db, "SELECT COUNT(*) FROM dispatch_runs") == 1;
+  }));
   CHECK(QueryInt(db,
-                 "SELECT COUNT(*) FROM dispatch_runs WHERE substation_id='sub-d' AND "
-                 "trigger='grid_status' AND imbalance_kw=30 AND controls_sent=3") == 1);
+                 "SELECT COUNT(*) FROM dispatch_runs WHERE vder_id='sub-d' AND "
+                 "substation_id='sub-d' AND trigger='grid_status' AND imbalance_kw=30 AND "
+                 "command_kw=30 AND applied=2 AND clamped=1 AND abs(achieved_kw-22)<1e-9 AND "
+                 "abs(shortfall_kw-8)<1e-9 AND outcome='completed'") == 1);
+  CHECK(QueryInt(db,
+                 "SELECT COUNT(*) FROM dispatch_allocations WHERE der_id='sub-d-derated' AND "
+                 "state='CLAMPED' AND target_kw=10 AND applied_kw=2") == 1);
   CHECK(QueryInt(db, "SELECT COUNT(*) FROM controls WHERE target_kw=10") == 3);
   CHECK(QueryInt(db, "SELECT COUNT(*) FROM responses WHERE status='APPLIED' AND applied_kw=10") ==
         2);

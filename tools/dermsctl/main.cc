@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -138,17 +139,16 @@ int Request(const Common& c, const std::string& topic, const std::string& payloa
   return 0;
 }
 
-// Reads the retained aggregator and substation summaries and prints them as
-// a few readable lines: what an operator or the demo wants at a glance.
+// Reads the retained aggregator status and every virtual DER's status and
+// prints the tree: what an operator or the demo wants at a glance.
 int PrintStatus(const Common& c) {
   derms::BlockingQueue<mqtt::Message> inbox;
   auto client = Connect(c, &inbox);
   if (!client.ok()) return Fail(client.status().message());
-  Status s =
-      (*client)->Subscribe({topics::AggregatorStatus(), topics::Filter("aggregator/substations/+")},
-                           1, milliseconds(5000));
+  Status s = (*client)->Subscribe({topics::AggregatorStatus(), topics::Filter("vder/+/status")}, 1,
+                                  milliseconds(5000));
   if (!s.ok()) return Fail(s.message());
-  std::map<std::string, derms::v1::SubstationSummary> subs;
+  std::map<std::string, derms::v1::VirtualDerStatus> by_path;
   derms::v1::AggregatorStatus agg;
   bool have_agg = false;
   // Retained messages arrive at once; a short quiet spell means we have them all.
@@ -157,9 +157,9 @@ int PrintStatus(const Common& c) {
       have_agg = derms::codec::ParseOperator(m->payload, m->topic, &agg).ok();
       continue;
     }
-    derms::v1::SubstationSummary sum;
-    if (derms::codec::ParseOperator(m->payload, m->topic, &sum).ok()) {
-      subs[sum.substation_id()] = sum;
+    derms::v1::VirtualDerStatus v;
+    if (!m->payload.empty() && derms::codec::ParseOperator(m->payload, m->topic, &v).ok()) {
+      by_path[v.path().empty() ? v.vder_id() : v.path()] = v;
     }
   }
   (*client)->Disconnect();
@@ -170,19 +170,36 @@ int PrintStatus(const Common& c) {
                agg.online() ? "online" : "OFFLINE", agg.ders_online(), agg.ders_known(),
                agg.messages_accepted(), agg.messages_rejected());
   }
-  for (const auto& [id, sum] : subs) {
-    std::string responses;
-    for (const auto& [status, n] :
-         std::map<std::string, uint32_t>(sum.responses().begin(), sum.responses().end())) {
-      responses += fmt::format(" {}={}", status, n);
-    }
+  for (const auto& [path, v] : by_path) {
+    size_t depth = static_cast<size_t>(std::count(path.begin(), path.end(), '/'));
+    std::string label = std::string(2 * depth, ' ') + v.vder_id();
     fmt::print(
-        "  {:<10} DERs {:>3}/{:<3} output {:>8.1f} kW | load {:>8.1f} supply {:>8.1f} "
-        "imbalance {:>+7.1f} kW | run {:>4}: planned DER output {:>+7.1f} kW, setpoints to {:>3} "
-        "DERs, residual {:>+6.1f} kW |{}\n",
-        id, sum.ders_online(), sum.ders_total(), sum.output_kw(), sum.load_kw(), sum.supply_kw(),
-        sum.imbalance_kw(), sum.dispatch_runs(), sum.planned_output_kw(), sum.controls_sent(),
-        sum.residual_kw(), responses.empty() ? " no responses yet" : responses);
+        "  {:<22} {:<11} DERs {:>4}/{:<4} output {:>+8.1f} kW  up {:>7.1f} down {:>7.1f} kW  "
+        "{:>7.1f} kWh  target {:>+8.1f} kW\n",
+        label, v.dispatchable() ? v.policy() : "view", v.members_online(), v.members_total(),
+        v.output_kw(), v.available_discharge_kw(), v.available_charge_kw(),
+        v.energy_available_kwh(), v.target_kw());
+    std::string indent(24, ' ');
+    if (v.has_grid()) {
+      const auto& g = v.grid();
+      fmt::print("{}grid: load {:.1f} supply {:.1f} kW, imbalance {:+.1f} kW, {:.3f} Hz\n", indent,
+                 g.load_kw(), g.supply_kw(), g.load_kw() - g.supply_kw(), g.frequency_hz());
+    }
+    if (v.has_last_run() && v.last_run().vder_id() == v.vder_id()) {
+      const auto& r = v.last_run();
+      std::string outcomes;
+      for (const auto& [status, n] :
+           std::map<std::string, uint32_t>(r.outcomes().begin(), r.outcomes().end())) {
+        outcomes += fmt::format(" {}={}", status, n);
+      }
+      fmt::print(
+          "{}run {} ({}): requested {:+.1f} kW, achieved {:+.1f}, shortfall {:+.1f}; {} active, "
+          "{} dispatched, {} round(s){}{}\n",
+          indent, r.run_id(), r.trigger(), r.requested_kw(), r.achieved_kw(), r.shortfall_kw(),
+          r.members_active(), r.members_dispatched(), r.rounds(), outcomes.empty() ? "" : " |",
+          outcomes);
+      if (!r.reason().empty()) fmt::print("{}  why: {}\n", indent, r.reason());
+    }
   }
   return 0;
 }
@@ -214,8 +231,7 @@ int main(int argc, char** argv) {
   double target_kw = 0;
   int64_t start_ms = 0;
   int64_t duration_s = 300;
-  dispatch->add_option("--vder", vder_id, "virtual DER id (a substation id in this version)")
-      ->required();
+  dispatch->add_option("--vder", vder_id, "virtual DER id")->required();
   dispatch->add_option("--target-kw", target_kw, "total output wanted, kW (+ export)")->required();
   dispatch->add_option("--duration-s", duration_s, "default 300")->check(CLI::PositiveNumber);
   dispatch->add_option("--start-ms", start_ms, "0 = now");
@@ -236,8 +252,8 @@ int main(int argc, char** argv) {
   control->add_option("--wait", c.wait_s, "seconds to print responses for (default 5)");
 
   auto* status = app.add_subcommand("status",
-                                    "print the aggregator's and each substation's "
-                                    "latest summary");
+                                    "print the aggregator's status and the virtual DER "
+                                    "tree with live aggregates and each one's last run");
 
   auto* watch = app.add_subcommand("watch", "print every message under FILTER as a JSON line");
   std::string filter = "#";

@@ -1,0 +1,371 @@
+// The aggregator's dispatch workflow: grid status and utility dispatch
+// requests start runs over a virtual DER; each run allocates down the tree,
+// sends controls, tracks the answers and moves shortfall to other members
+// before it is recorded and reported. The decisions are workflow:: and
+// dispatch:: logic; this file only feeds them and carries out what they say.
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "cloud_aggregator/registry/validation.h"
+#include "cloud_aggregator/service/aggregator.h"
+#include "common/codec.h"
+#include "common/topics.h"
+
+namespace derms::aggregator {
+namespace {
+
+derms::v1::DispatchRunSummary Summarise(const storage::DispatchRunRecord& r,
+                                        const workflow::RunResult& result) {
+  derms::v1::DispatchRunSummary s;
+  s.set_run_id(r.run_id);
+  s.set_vder_id(r.vder_id);
+  s.set_trigger(r.trigger);
+  s.set_request_id(r.request_id);
+  s.set_started_ms(r.started_ms);
+  s.set_finished_ms(r.finished_ms);
+  s.set_imbalance_kw(r.imbalance_kw);
+  s.set_frequency_kw(r.frequency_kw);
+  s.set_requested_kw(r.requested_kw);
+  s.set_command_kw(r.command_kw);
+  s.set_planned_kw(r.planned_kw);
+  s.set_achieved_kw(r.achieved_kw);
+  s.set_shortfall_kw(r.shortfall_kw);
+  s.set_members_active(r.members_active);
+  s.set_members_dispatched(result.members_dispatched);
+  s.set_rounds(r.rounds);
+  auto& outcomes = *s.mutable_outcomes();
+  if (r.applied) outcomes["APPLIED"] = r.applied;
+  if (r.clamped) outcomes["CLAMPED"] = r.clamped;
+  if (r.failed) outcomes["FAILED"] = r.failed;
+  if (r.no_answer) outcomes["NO_ANSWER"] = r.no_answer;
+  s.set_reason(r.reason);
+  s.set_outcome(r.outcome);
+  return s;
+}
+
+}  // namespace
+
+void Aggregator::HandleGridStatus(const std::string& substation_id, const mqtt::Message& m,
+                                  int64_t now_ms) {
+  derms::v1::GridStatus g;
+  Status s = codec::ParseOperator(
+      m.payload, fmt::format("grid status for substation '{}'", substation_id), &g);
+  if (s.ok()) s = registry::ValidateGridStatus(g, substation_id);
+  if (!s.ok()) return Reject(s, m.topic);
+  Accept();
+  g.set_substation_id(substation_id);
+  if (g.timestamp_ms() == 0) g.set_timestamp_ms(now_ms);
+  store_->Add(storage::GridStatusRecord{g, now_ms});
+  int root = fleet_->tree().ForGrid(substation_id);
+  if (root < 0) {
+    rejection_log_.Warn("grid_without_vder",
+                        fmt::format("grid status for substation '{}': no virtual DER is bound to "
+                                    "it and no DER was born there; nothing to dispatch",
+                                    substation_id));
+    return;
+  }
+  VderView& view = View(root);
+  *view.status.mutable_grid() = g;
+  view.changed = true;
+  if (!options_.dispatch_enabled) return;
+  // Stages 1, 4 and 5's frequency term; StartRun does the rest.
+  storage::DispatchRunRecord record;
+  record.trigger = "grid_status";
+  record.substation_id = substation_id;
+  record.has_grid = true;
+  record.grid = g;
+  record.imbalance_kw = workflow::NetImbalanceKw(g);
+  record.frequency_kw = workflow::FrequencyTermKw(g.frequency_hz(), options_.frequency);
+  StartRun(root, record.imbalance_kw + record.frequency_kw, std::move(record), substation_id, 0,
+           options_.control_duration_s, now_ms, ActiveRun{});
+}
+
+void Aggregator::HandleDispatchRequest(const std::string& vder_id, const mqtt::Message& m,
+                                       int64_t now_ms) {
+  derms::v1::DispatchRequest req;
+  Status s =
+      codec::ParseOperator(m.payload, fmt::format("dispatch request for vder '{}'", vder_id), &req);
+  if (s.ok()) s = registry::ValidateDispatchRequest(req, vder_id);
+  if (!s.ok()) return Reject(s, m.topic);
+  Accept();
+  ActiveRun pending;
+  pending.answer = true;
+  pending.response_topic = m.response_topic;
+  pending.correlation_data = m.correlation_data;
+  derms::v1::DispatchResult& result = pending.result;
+  result.set_request_id(req.request_id());
+  result.set_vder_id(vder_id);
+  result.set_target_kw(req.target_kw());
+  int root = fleet_->tree().Find(vder_id);
+  std::string refused;
+  if (root < 0) {
+    refused = fmt::format(
+        "unknown virtual DER '{}': not configured, and no DER was born at a "
+        "substation of that id",
+        vder_id);
+  } else if (!fleet_->tree().definition(root).dispatchable) {
+    refused = fmt::format("virtual DER '{}' is a view (dispatchable = false)", vder_id);
+  } else if (!options_.dispatch_enabled) {
+    refused = "dispatch is disabled on this aggregator ([dispatch] enabled = false)";
+  }
+  if (!refused.empty()) {
+    result.set_shortfall_kw(req.target_kw());
+    result.set_reason(refused);
+    result.set_timestamp_ms(now_ms);
+    return AnswerDispatch(result, pending.response_topic, pending.correlation_data);
+  }
+  storage::DispatchRunRecord record;
+  record.trigger = "dispatch_request";
+  record.request_id = req.request_id();
+  StartRun(root, req.target_kw(), std::move(record), "", req.start_ms(), req.duration_s(), now_ms,
+           std::move(pending));
+}
+
+std::vector<workflow::ActiveMember> Aggregator::ActiveMembers(int root,
+                                                              const std::string& substation_id,
+                                                              int64_t duration_s,
+                                                              int64_t now_ms) const {
+  const vder::VderTree& tree = fleet_->tree();
+  std::vector<workflow::ActiveMember> members;
+  std::vector<int> stack{root};
+  while (!stack.empty()) {
+    int v = stack.back();
+    stack.pop_back();
+    for (int c : tree.children(v)) {
+      if (tree.definition(c).dispatchable) stack.push_back(c);
+    }
+    for (const std::string& der_id : fleet_->direct_members(v)) {
+      const registry::DerState* der = registry_.Find(der_id);
+      if (der == nullptr || !registry_.IsActive(*der, now_ms)) continue;
+      if (!substation_id.empty() && der->birth.substation_id() != substation_id) continue;
+      members.push_back({der_id, v, der->birth.der_type(),
+                         dispatch::DerMember(der->birth, der->last, static_cast<double>(duration_s),
+                                             costs_.CostOf(der->birth))});
+    }
+  }
+  // One order for every run over the same members: the allocation is
+  // deterministic in it.
+  std::sort(members.begin(), members.end(),
+            [](const auto& a, const auto& b) { return a.der_id < b.der_id; });
+  return members;
+}
+
+void Aggregator::StartRun(int root, double requested_kw, storage::DispatchRunRecord record,
+                          const std::string& substation_id, int64_t start_ms, int64_t duration_s,
+                          int64_t now_ms, ActiveRun pending) {
+  const vder::VderTree& tree = fleet_->tree();
+  // A newer run over any of the same DERs supersedes the older one.
+  std::vector<int64_t> overlapping;
+  for (const auto& [id, r] : runs_) {
+    if (tree.IsWithin(r.root, root) || tree.IsWithin(root, r.root)) overlapping.push_back(id);
+  }
+  for (int64_t id : overlapping) FinishRun(id, "superseded", now_ms);
+
+  auto members = ActiveMembers(root, substation_id, duration_s, now_ms);           // stage 2
+  workflow::Capacity capacity = workflow::TotalCapacity(members);                  // stage 3
+  workflow::Command command = workflow::DischargeCommand(requested_kw, capacity);  // stage 5
+  int64_t run_id = ++last_run_id_;
+  ++dispatch_runs_;
+  record.run_id = run_id;
+  record.vder_id = tree.definition(root).id;
+  record.policy = std::string(dispatch::PolicyName(tree.definition(root).policy));
+  record.started_ms = now_ms;
+  record.duration_s = duration_s;
+  record.members_active = static_cast<uint32_t>(members.size());
+  record.baseline_kw = capacity.baseline_kw;
+  record.min_kw = capacity.min_kw;
+  record.max_kw = capacity.max_kw;
+  record.battery_max_discharge_kw = capacity.battery_max_discharge_kw;
+  record.requested_kw = command.requested_kw;
+  record.command_kw = command.command_kw;
+
+  ActiveRun& run = runs_[run_id] = std::move(pending);
+  run.record = std::move(record);
+  run.root = root;
+  run.start_ms = start_ms;
+  run.duration_s = duration_s;
+  for (size_t i = 0; i < members.size(); ++i) run.member_index[members[i].der_id] = i;
+  run.run =
+      std::make_unique<workflow::DispatchRun>(tree, root, command.command_kw, std::move(members),
+                                              duration_s, static_cast<int>(options_.max_rounds));
+  SendRound(run, run.run->Begin(), now_ms);  // stage 6
+  ReleaseUnneeded(run, now_ms);
+  if (!run.run->Waiting()) Advance(run_id, now_ms);
+}
+
+void Aggregator::SendRound(ActiveRun& run, const std::vector<size_t>& members, int64_t now_ms) {
+  const int64_t run_id = run.record.run_id;
+  const int64_t duration_ms = run.duration_s * 1000;
+  const int64_t ends_ms = (run.start_ms > 0 ? run.start_ms : now_ms) + duration_ms;
+  for (size_t i : members) {
+    const workflow::RunMember& m = run.run->members()[i];
+    const std::string& der_id = m.active.der_id;
+    auto in_force = in_force_.find(der_id);
+    if (run.start_ms == 0 && in_force != in_force_.end() && in_force->second.applied &&
+        std::abs(in_force->second.target_kw - m.target_kw) < options_.setpoint_deadband_kw &&
+        in_force->second.ends_ms - now_ms > duration_ms / 2) {
+      // Close enough to what it already does, for long enough: no new control.
+      run.run->Held(i, in_force->second.target_kw, in_force->second.command_id);
+      continue;
+    }
+    derms::v1::Control c;
+    c.set_command_id(fmt::format("r{}-{}-{}", run_id, run.run->round(), der_id));
+    c.set_issued_at_ms(now_ms);
+    c.set_der_id(der_id);
+    auto* iv = c.add_intervals();
+    iv->set_start_ms(run.start_ms);
+    iv->set_duration_s(static_cast<uint32_t>(run.duration_s));
+    iv->set_target_kw(m.target_kw);
+    Publish(topics::DerControl(der_id), codec::ToBinary(c));
+    in_force_[der_id] = InForce{c.command_id(), run_id, m.target_kw, ends_ms, false};
+    commands_[c.command_id()] = {run_id, i};
+    run.run->Sent(i, c.command_id());
+    store_->Add(storage::ControlRecord{std::move(c), der_id, run_id});
+    ++controls_sent_;
+  }
+  run.deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.response_timeout_ms);
+}
+
+void Aggregator::ReleaseUnneeded(const ActiveRun& run, int64_t now_ms) {
+  // DERs in this run's reach still following one of our setpoints that this
+  // run does not need go back to their default now, not when it ends.
+  const vder::VderTree& tree = fleet_->tree();
+  const std::string& substation_id = run.record.substation_id;
+  for (auto it = in_force_.begin(); it != in_force_.end();) {
+    const auto& [der_id, in_force] = *it;
+    int claimant = fleet_->claimant(der_id);
+    bool in_reach =
+        in_force.run_id != run.record.run_id && claimant >= 0 && tree.IsWithin(claimant, run.root);
+    if (in_reach && !substation_id.empty()) {
+      const registry::DerState* der = registry_.Find(der_id);
+      in_reach = der != nullptr && der->birth.substation_id() == substation_id;
+    }
+    auto member = run.member_index.find(der_id);
+    bool needed = member != run.member_index.end() &&
+                  run.run->members()[member->second].state != workflow::MemberState::kUncontrolled;
+    if (in_reach && !needed) {
+      SendCommand(der_id, derms::v1::RETURN_TO_DEFAULT,
+                  fmt::format("not needed by dispatch run {}", run.record.run_id), now_ms);
+      it = in_force_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void Aggregator::Advance(int64_t run_id, int64_t now_ms) {
+  auto it = runs_.find(run_id);
+  if (it == runs_.end()) return;
+  ActiveRun& run = it->second;
+  auto more = run.run->Correct();
+  // Members silent past the deadline are told to return to their default,
+  // so the baseline the correction assumed for them is what they do.
+  for (const auto& m : run.run->members()) {
+    if (m.state != workflow::MemberState::kNoAnswer) continue;
+    auto in_force = in_force_.find(m.active.der_id);
+    if (in_force == in_force_.end() || in_force->second.command_id != m.command_id) continue;
+    in_force_.erase(in_force);
+    SendCommand(m.active.der_id, derms::v1::RETURN_TO_DEFAULT,
+                fmt::format("no answer to '{}' in time", m.command_id), now_ms);
+  }
+  if (more.empty()) return FinishRun(run_id, "completed", now_ms);
+  SendRound(run, more, now_ms);
+  if (!run.run->Waiting()) Advance(run_id, now_ms);
+}
+
+void Aggregator::CheckRunDeadlines(int64_t now_ms) {
+  if (runs_.empty()) return;
+  auto wall = std::chrono::steady_clock::now();
+  std::vector<int64_t> due;
+  for (const auto& [id, run] : runs_) {
+    if (wall >= run.deadline) due.push_back(id);
+  }
+  for (int64_t id : due) Advance(id, now_ms);
+}
+
+void Aggregator::FinishRun(int64_t run_id, const std::string& outcome, int64_t now_ms) {
+  auto node = runs_.extract(run_id);
+  if (node.empty()) return;
+  ActiveRun& run = node.mapped();
+  const vder::VderTree& tree = fleet_->tree();
+  workflow::RunResult result = run.run->Result();
+  storage::DispatchRunRecord& r = run.record;
+  r.outcome = outcome;
+  r.finished_ms = now_ms;
+  r.planned_kw = result.planned_kw;
+  r.achieved_kw = result.achieved_kw;
+  // Against what was asked, not what capacity allowed: the deficit (+) or
+  // surplus (-) left after the DERs.
+  r.shortfall_kw = r.requested_kw - result.achieved_kw;
+  r.rounds = result.rounds;
+  r.applied = result.applied;
+  r.clamped = result.clamped;
+  r.failed = result.failed;
+  r.no_answer = result.no_answer;
+  std::vector<std::string> why;
+  if (std::abs(r.requested_kw - r.command_kw) > 1e-6) {
+    why.push_back(fmt::format("{} active members can hold {:.1f} to {:.1f} kW over {} s",
+                              r.members_active, r.min_kw, r.max_kw, r.duration_s));
+  }
+  if (!result.reason.empty()) why.push_back(result.reason);
+  if (outcome != "completed") why.push_back(fmt::format("run {} before all answers", outcome));
+  r.reason = fmt::format("{}", fmt::join(why, "; "));
+
+  for (size_t i = 0; i < run.run->members().size(); ++i) {
+    const workflow::RunMember& m = run.run->members()[i];
+    if (!m.command_id.empty()) {
+      auto c = commands_.find(m.command_id);
+      if (c != commands_.end() && c->second.first == run_id) commands_.erase(c);
+    }
+    if (m.state == workflow::MemberState::kUncontrolled) continue;
+    const dispatch::Member& in = m.active.member;
+    r.allocations.push_back(storage::AllocationRow{
+        m.active.der_id, tree.definition(m.active.vder).id, m.round, in.baseline_kw, in.min_kw,
+        in.max_kw, in.soc_pct, in.cost, m.target_kw,
+        m.state == workflow::MemberState::kApplied ? m.target_kw : m.applied_kw,
+        workflow::MemberStateName(m.state), m.command_id, m.reason});
+  }
+  // Every virtual DER the run reached shows its share and the run.
+  derms::v1::DispatchRunSummary summary = Summarise(r, result);
+  const auto& shares = run.run->allocation().vder_target_kw;
+  for (size_t v = 0; v < tree.size() && v < shares.size(); ++v) {
+    if (!tree.IsWithin(static_cast<int>(v), run.root)) continue;
+    if (!tree.definition(static_cast<int>(v)).dispatchable) continue;
+    VderView& view = View(static_cast<int>(v));
+    view.status.set_target_kw(shares[v]);
+    *view.status.mutable_last_run() = summary;
+    view.changed = true;
+  }
+  spdlog::info(
+      "dispatch run {} on '{}' ({}{}): requested {:.1f} kW, command {:.1f}, achieved {:.1f}, "
+      "shortfall {:.1f}; {} active, {} applied, {} clamped, {} failed, {} silent, {} round(s){}",
+      run_id, r.vder_id, r.trigger, outcome == "completed" ? "" : ", " + outcome, r.requested_kw,
+      r.command_kw, r.achieved_kw, r.shortfall_kw, r.members_active, r.applied, r.clamped, r.failed,
+      r.no_answer, r.rounds, r.reason.empty() ? "" : "; " + r.reason);
+  if (run.answer) {
+    derms::v1::DispatchResult& answer = run.result;
+    answer.set_allocated_kw(r.achieved_kw);
+    answer.set_shortfall_kw(answer.target_kw() - r.achieved_kw);
+    answer.set_members_dispatched(result.members_dispatched);
+    answer.set_reason(r.reason);
+    answer.set_timestamp_ms(now_ms);
+    AnswerDispatch(answer, run.response_topic, run.correlation_data);
+  }
+  store_->Add(std::move(r));
+}
+
+void Aggregator::AnswerDispatch(const derms::v1::DispatchResult& result,
+                                const std::string& response_topic,
+                                const std::string& correlation_data) {
+  std::string json = codec::ToJson(result);
+  Publish(topics::VderDispatchResult(result.vder_id()), json);
+  if (response_topic.empty()) return;
+  Status s = client_->Publish(mqtt::Message{response_topic, json, 1, false, {}, correlation_data});
+  if (!s.ok()) rejection_log_.Warn("publish_failed", s.message());
+}
+
+}  // namespace derms::aggregator

@@ -68,7 +68,7 @@ class AggregatorThread {
     auto created = aggregator::Aggregator::Create(options, clock);
     if (!created.ok()) throw std::runtime_error(created.status().ToString());
     aggregator_ = std::move(created).value();
-    thread_ = std::thread([this] { aggregator_->Run(stop_); });
+    thread_ = std::thread([this] { aggregator_->Run(stop_, &reload_); });
     // Tests start talking once the aggregator listens.
     if (!WaitFor([this] { return aggregator_->stats().ready; })) {
       throw std::runtime_error("aggregator did not get ready");
@@ -79,12 +79,15 @@ class AggregatorThread {
     stop_ = true;
     if (thread_.joinable()) thread_.join();
   }
+  // As SIGHUP does for derms-aggregator: re-read the virtual DERs.
+  void RequestReload() { reload_ = true; }
   aggregator::Aggregator& operator*() { return *aggregator_; }
   aggregator::Aggregator* operator->() { return aggregator_.get(); }
 
  private:
   std::unique_ptr<aggregator::Aggregator> aggregator_;
   std::atomic<bool> stop_{false};
+  std::atomic<bool> reload_{false};
   std::thread thread_;
 };
 

@@ -2,9 +2,11 @@
 # The main job on embedded defaults, from a fresh Debian 12 machine: installs
 # what is missing, builds, starts a local Mosquitto, the aggregator (SQLite),
 # and a simulated fleet of mixed DERs on two substations in fast simulated
-# time; drives a grid scenario where load swings above and below supply, and
-# shows live what happens. Stops everything it started on Ctrl-C or after
-# --duration SECONDS.
+# time, grouped into the virtual DER tree of
+# cloud_aggregator/aggregator.example.toml; drives a grid scenario where load
+# swings above and below supply, shows the tree's live aggregates and each
+# dispatch run, and ends with a utility dispatch to the root of the tree.
+# Stops everything it started on Ctrl-C or after --duration SECONDS.
 #
 #   ./deploy/demo.sh [--duration SECONDS] [--count N] [--port PORT] [--speed X]
 set -euo pipefail
@@ -79,8 +81,8 @@ ANCHOR_MS=$(date +%s%3N)
 START_MS=$(( $(date -u -d 'today 00:00' +%s) * 1000 + 50976000 ))
 TIME=(--time-scale "$SPEED" --time-anchor-ms "$ANCHOR_MS" --time-start-ms "$START_MS")
 
-"$BIN/cloud_aggregator/derms-aggregator" --broker "$BROKER" --db "$DIR/derms.db" \
-  --control-duration-s 300 --status-interval-s 2 "${TIME[@]}" > "$DIR/aggregator.log" 2>&1 &
+"$BIN/cloud_aggregator/derms-aggregator" --config cloud_aggregator/aggregator.example.toml \
+  --broker "$BROKER" --db "$DIR/derms.db" --client-id "derms-demo-$PORT" --control-duration-s 300 --status-interval-s 2 "${TIME[@]}" > "$DIR/aggregator.log" 2>&1 &
 PIDS+=($!)
 "$BIN/tools/fleet/derms-fleet" --broker "$BROKER" --count "$COUNT" \
   --substations sub-1,sub-2 --telemetry-interval-s 60 --state-dir "$DIR/fleet-state" \
@@ -100,7 +102,15 @@ step=0
 while true; do
   now=$(date +%s)
   elapsed=$(( now - started ))
-  if [ "$DURATION" -gt 0 ] && [ "$elapsed" -ge "$DURATION" ]; then break; fi
+  if [ "$DURATION" -gt 0 ] && [ "$elapsed" -ge "$DURATION" ]; then
+    # A utility asks the whole tree for 150 kW for ten simulated minutes; the
+    # root splits it across north and south, and each down to its DERs.
+    echo "--- utility dispatch: vder/utility/dispatch, 150 kW for 600 s"
+    "${CTL[@]}" "${TIME[@]}" dispatch --vder utility --target-kw 150 --duration-s 600 || true
+    sleep 2
+    "${CTL[@]}" status
+    break
+  fi
   # Triangle waves (integer arithmetic): sub-1 swings +-120 kW over 40 s,
   # sub-2 +-80 kW over 60 s.
   p1=$(( elapsed % 40 )); w1=$(( p1 < 20 ? p1 * 12 - 120 : 360 - p1 * 12 ))

@@ -191,7 +191,16 @@ void Aggregator::StartRun(int root, double requested_kw, storage::DispatchRunRec
   run.run =
       std::make_unique<workflow::DispatchRun>(tree, root, command.command_kw, std::move(members),
                                               duration_s, static_cast<int>(options_.max_rounds));
-  SendRound(run, run.run->Begin(), now_ms);  // stage 6
+  // Setpoints DERs already follow, with more than half their time left,
+  // may be kept rather than re-sent.
+  std::vector<workflow::InForceSetpoint> in_force(run.run->members().size());
+  for (size_t i = 0; i < in_force.size() && start_ms == 0; ++i) {
+    auto f = in_force_.find(run.run->members()[i].active.der_id);
+    if (f == in_force_.end() || !f->second.applied) continue;
+    if (f->second.ends_ms - now_ms <= duration_s * 1000 / 2) continue;
+    in_force[i] = {f->second.target_kw, f->second.command_id};
+  }
+  SendRound(run, run.run->Begin(in_force, options_.setpoint_deadband_kw), now_ms);  // stage 6
   ReleaseUnneeded(run, now_ms);
   if (!run.run->Waiting()) Advance(run_id, now_ms);
 }
@@ -203,14 +212,6 @@ void Aggregator::SendRound(ActiveRun& run, const std::vector<size_t>& members, i
   for (size_t i : members) {
     const workflow::RunMember& m = run.run->members()[i];
     const std::string& der_id = m.active.der_id;
-    auto in_force = in_force_.find(der_id);
-    if (run.start_ms == 0 && in_force != in_force_.end() && in_force->second.applied &&
-        std::abs(in_force->second.target_kw - m.target_kw) < options_.setpoint_deadband_kw &&
-        in_force->second.ends_ms - now_ms > duration_ms / 2) {
-      // Close enough to what it already does, for long enough: no new control.
-      run.run->Held(i, in_force->second.target_kw, in_force->second.command_id);
-      continue;
-    }
     derms::v1::Control c;
     c.set_command_id(fmt::format("r{}-{}-{}", run_id, run.run->round(), der_id));
     c.set_issued_at_ms(now_ms);

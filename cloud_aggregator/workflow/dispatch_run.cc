@@ -10,9 +10,12 @@ namespace {
 // Setpoints closer than this are the same setpoint (kW).
 constexpr double kSameKw = 1e-6;
 
-bool Pinned(MemberState s) {
+bool Failed(MemberState s) {
   return s == MemberState::kClamped || s == MemberState::kFailed || s == MemberState::kNoAnswer;
 }
+
+// Members whose output this run can no longer change.
+bool Pinned(const RunMember& m) { return m.held || Failed(m.state); }
 
 }  // namespace
 
@@ -57,7 +60,7 @@ std::vector<size_t> DispatchRun::Allocate() {
   view.reserve(members_.size());
   for (const auto& m : members_) {
     view.push_back(m.active);
-    if (Pinned(m.state)) {
+    if (Pinned(m)) {
       // What it does now is all it will do in this run.
       dispatch::Member& pin = view.back().member;
       pin.min_kw = pin.max_kw = pin.baseline_kw = m.applied_kw;
@@ -67,7 +70,7 @@ std::vector<size_t> DispatchRun::Allocate() {
   std::vector<size_t> send;
   for (size_t i = 0; i < members_.size(); ++i) {
     RunMember& m = members_[i];
-    if (Pinned(m.state)) continue;
+    if (Pinned(m)) continue;
     double t = allocation_.target_kw[i];
     bool at_baseline = std::abs(t - m.active.member.baseline_kw) <= kSameKw;
     if (m.state == MemberState::kUncontrolled && at_baseline) continue;
@@ -80,9 +83,30 @@ std::vector<size_t> DispatchRun::Allocate() {
   return send;
 }
 
-std::vector<size_t> DispatchRun::Begin() {
+std::vector<size_t> DispatchRun::Begin(const std::vector<InForceSetpoint>& in_force,
+                                       double deadband_kw) {
   round_ = 1;
   auto send = Allocate();
+  bool held = false;
+  for (size_t i : send) {
+    if (i >= in_force.size() || std::isnan(in_force[i].kw)) continue;
+    RunMember& m = members_[i];
+    if (std::abs(m.target_kw - in_force[i].kw) >= deadband_kw) continue;
+    m.held = true;
+    m.state = MemberState::kApplied;
+    m.target_kw = m.applied_kw = in_force[i].kw;
+    m.command_id = in_force[i].command_id;
+    held = true;
+  }
+  // The others make up what the held ones leave over.
+  if (held) {
+    for (auto& m : members_) {
+      if (m.held) continue;
+      m.state = MemberState::kUncontrolled;
+      m.target_kw = m.applied_kw = m.active.member.baseline_kw;
+    }
+    send = Allocate();
+  }
   planned_kw_ = allocation_.root.allocated_kw;
   return send;
 }
@@ -90,13 +114,6 @@ std::vector<size_t> DispatchRun::Begin() {
 void DispatchRun::Sent(size_t i, const std::string& command_id) {
   members_[i].state = MemberState::kSent;
   members_[i].command_id = command_id;
-}
-
-void DispatchRun::Held(size_t i, double in_force_kw, const std::string& command_id) {
-  RunMember& m = members_[i];
-  m.state = MemberState::kApplied;
-  m.command_id = command_id;
-  m.target_kw = m.applied_kw = in_force_kw;
 }
 
 void DispatchRun::OnResponse(size_t i, const std::string& command_id,
@@ -146,7 +163,7 @@ std::vector<size_t> DispatchRun::Correct() {
       m.reason = "no answer before the response deadline";
     }
     // Only failures of the round just ended call for another round.
-    if (Pinned(m.state) && m.round == round_) failures = true;
+    if (Failed(m.state) && m.round == round_) failures = true;
   }
   if (!failures || round_ >= max_rounds_) return {};
   ++round_;

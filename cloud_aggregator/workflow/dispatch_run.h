@@ -3,8 +3,7 @@
 // the controls, feeds the responses in and says when the wait is over.
 //
 //   DispatchRun run(...);
-//   for (size_t i : run.Begin()) send, then run.Sent(i) (or run.Held(i, kw)
-//                                when the setpoint already in force will do)
+//   for (size_t i : run.Begin(in_force, deadband)) send, then run.Sent(i, id)
 //   run.OnResponse(i, ...) as answers come
 //   when !run.Waiting() or the response deadline passes:
 //     auto more = run.Correct(); send `more` as above, or finish when empty
@@ -20,6 +19,7 @@
 #define DERMS_CLOUD_AGGREGATOR_WORKFLOW_DISPATCH_RUN_H_
 
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -49,6 +49,14 @@ struct RunMember {
   int round = 0;           // round of the last control sent
   std::string command_id;  // of the control it follows for this run
   std::string reason;      // from the answer
+  bool held = false;       // keeps a setpoint already in force: no new control
+};
+
+// A setpoint a member already follows (APPLIED) with enough time left to
+// be kept; kw is NaN when there is none.
+struct InForceSetpoint {
+  double kw = std::numeric_limits<double>::quiet_NaN();
+  std::string command_id;
 };
 
 struct RunResult {
@@ -67,11 +75,13 @@ class DispatchRun {
   DispatchRun(const vder::VderTree& tree, int root, double target_kw,
               std::vector<ActiveMember> members, double duration_s, int max_rounds);
 
-  // First allocation; returns the members to send a control to.
-  std::vector<size_t> Begin();
+  // First allocation; returns the members to send a control to. A member
+  // whose new target is within `deadband_kw` of the setpoint it already
+  // follows (`in_force`, one per member) keeps it, and the allocation is
+  // redone around it, so holding never costs accuracy: small changes of
+  // target do not make the whole fleet re-send, and the sum stays exact.
+  std::vector<size_t> Begin(const std::vector<InForceSetpoint>& in_force, double deadband_kw);
   void Sent(size_t i, const std::string& command_id);
-  // The member keeps a setpoint already in force (of `in_force_kw`).
-  void Held(size_t i, double in_force_kw, const std::string& command_id);
   // An answer from the member. Answers to any control but its latest are
   // ignored (the SUPERSEDED of an earlier round, say). RECEIVED means a
   // control that starts later was accepted; COMPLETED is not an outcome.

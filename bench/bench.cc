@@ -8,24 +8,38 @@
 //   rt-floor     N plain publish -> reply round trips through the broker, no logic
 //   rt-dispatch  grid status -> aggregator -> N controls -> N edge agents -> N responses
 //   minimal-edge the footprint floor: a bare client publishing one telemetry message a second
+//   alloc        allocation down a nested virtual DER tree, beside one pass over the members
+//   vder-memory  resident bytes per DER with the fleet loaded, beside its wire messages' bytes
 
+#include <fmt/format.h>
+#include <malloc.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <deque>
 #include <filesystem>
+#include <fstream>
 #include <memory>
+#include <random>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
-#include <CLI/CLI.hpp>
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
-
+#include "cloud_aggregator/dispatch/allocation.h"
+#include "cloud_aggregator/dispatch/der_capability.h"
+#include "cloud_aggregator/registry/der_registry.h"
+#include "cloud_aggregator/registry/validation.h"
 #include "cloud_aggregator/service/aggregator.h"
+#include "cloud_aggregator/vder/vder_tree.h"
+#include "cloud_aggregator/workflow/stages.h"
+#include "cloud_aggregator/workflow/tree_allocation.h"
 #include "common/blocking_queue.h"
 #include "common/codec.h"
 #include "common/mqtt_client.h"
@@ -76,7 +90,8 @@ void Ready() {
   std::fflush(stdout);
 }
 
-void Result(const std::string& name, uint64_t count, double seconds, const std::string& extra = "") {
+void Result(const std::string& name, uint64_t count, double seconds,
+            const std::string& extra = "") {
   fmt::print("{{\"name\": \"{}\", \"messages\": {}, \"seconds\": {:.6f}, \"rate\": {:.1f}{}}}\n",
              name, count, seconds, seconds > 0 ? count / seconds : 0.0, extra);
   std::fflush(stdout);
@@ -122,8 +137,8 @@ int LoadGen(const std::string& broker, int ders, uint64_t messages, int qos) {
         client->StartPublish(mqtt::Message{topic[i % ders], payload[i], qos, false, {}, {}}));
   }
   // The last acknowledgement means every earlier one is in (QoS 1 is in order).
-  Status s = client->PublishAndWait(mqtt::Message{topics::Filter("bench/done"), "", 1, false, {}, {}},
-                                    std::chrono::seconds(600));
+  Status s = client->PublishAndWait(
+      mqtt::Message{topics::Filter("bench/done"), "", 1, false, {}, {}}, std::chrono::seconds(600));
   if (!s.ok()) Die(s.ToString());
   Result("loadgen", messages, Seconds(Clock::now() - start));
   client->Disconnect();
@@ -234,8 +249,8 @@ int RoundTripFloor(const std::string& broker, int n, double timeout_s) {
   std::string payload = c.SerializeAsString();
   auto start = Clock::now();
   for (int i = 0; i < n; ++i) {
-    s = driver->Publish(
-        mqtt::Message{topics::Filter(fmt::format("bench/request/{}", i)), payload, 1, false, {}, {}});
+    s = driver->Publish(mqtt::Message{
+        topics::Filter(fmt::format("bench/request/{}", i)), payload, 1, false, {}, {}});
     if (!s.ok()) Die(s.ToString());
   }
   bool done = WaitUntil([&] { return replies >= n; }, timeout_s);
@@ -347,12 +362,308 @@ int MinimalEdge(const std::string& broker, double duration_s) {
   for (uint64_t seq = 1; Seconds(Clock::now() - start) < duration_s; ++seq) {
     t.set_seq(seq);
     t.set_timestamp_ms(derms::WallNowMs());
-    Status s = client->Publish(
-        mqtt::Message{topics::DerTelemetry("bench-minimal"), t.SerializeAsString(), 1, false, {}, {}});
+    Status s = client->Publish(mqtt::Message{
+        topics::DerTelemetry("bench-minimal"), t.SerializeAsString(), 1, false, {}, {}});
     (void)s;
     std::this_thread::sleep_for(std::chrono::seconds(1));
   }
   client->Disconnect();
+  return 0;
+}
+
+// ---- Virtual DERs and dispatch, in-process: no broker ----
+
+namespace v1 = derms::v1;
+using derms::dispatch::Policy;
+
+// Keeps `value` observable and tells the compiler memory may have changed, so
+// a measured loop is neither dropped nor hoisted out of the repeats (Google
+// Benchmark's DoNotOptimize).
+template <typename T>
+void KeepAlive(const T& value) {
+  asm volatile("" : : "r,m"(value) : "memory");
+}
+
+double Millis(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+// The synthetic fleet: one root over kSubstations substation virtual DERs,
+// each over one leaf per DER type in kFleetTypes (1 + 10 + 40 virtual DERs).
+// The leaves claim the DERs; every virtual DER uses one policy.
+constexpr int kSubstations = 10;
+constexpr v1::DerType kFleetTypes[] = {v1::BATTERY, v1::FLEXIBLE_LOAD, v1::PV, v1::EV_CHARGER};
+constexpr char kFleetRoot[] = "fleet";
+constexpr double kDurationS = 300;  // the aggregator's default control_duration_s
+
+std::string SubstationId(int s) { return fmt::format("sub-{:02d}", s); }
+
+derms::vder::VderTree FleetTree(Policy policy) {
+  std::vector<derms::vder::VderDefinition> defs;
+  derms::vder::VderDefinition root;
+  root.id = kFleetRoot;
+  root.policy = policy;
+  for (int s = 0; s < kSubstations; ++s) {
+    derms::vder::VderDefinition sub;
+    sub.id = SubstationId(s);
+    sub.policy = policy;
+    sub.grid_substation = sub.id;
+    for (v1::DerType type : kFleetTypes) {
+      derms::vder::VderDefinition leaf;
+      leaf.id = fmt::format("{}-{}", sub.id, v1::DerType_Name(type));
+      leaf.policy = policy;
+      leaf.members.substations = {sub.id};
+      leaf.members.der_types = {type};
+      sub.children.push_back(leaf.id);
+      defs.push_back(std::move(leaf));
+    }
+    root.children.push_back(sub.id);
+    defs.push_back(std::move(sub));
+  }
+  defs.push_back(std::move(root));
+  auto tree = derms::vder::VderTree::Build(std::move(defs));
+  if (!tree.ok()) Die(tree.status().ToString());
+  return std::move(tree).value();
+}
+
+struct SyntheticDer {
+  v1::DerBirth birth;
+  v1::Telemetry telemetry;
+  double cost = 0;  // merit order, per kWh of deviation
+};
+
+// DER `i` of the synthetic fleet, drawn from `rng` (seeded by the caller: the
+// same fleet every run). 40 % batteries, 25 % flexible loads, 25 % PV, 10 %
+// EV chargers, spread evenly over the substations, each with the birth and
+// first telemetry an edge agent would send. Dies on a message the aggregator
+// would reject.
+SyntheticDer MakeDer(int i, std::mt19937_64& rng, int64_t now_ms) {
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  SyntheticDer d;
+  v1::DerBirth& b = d.birth;
+  v1::Telemetry& t = d.telemetry;
+  const int sub = i % kSubstations;
+  const double pick = u(rng);
+  const v1::DerType type = pick < 0.40   ? v1::BATTERY
+                           : pick < 0.65 ? v1::FLEXIBLE_LOAD
+                           : pick < 0.90 ? v1::PV
+                                         : v1::EV_CHARGER;
+  b.set_der_id(fmt::format("der-{:06d}", i));
+  b.set_bd_seq(1);
+  b.set_der_type(type);
+  b.set_substation_id(SubstationId(sub));
+  b.set_feeder_id(fmt::format("{}-f{}", b.substation_id(), (i / kSubstations) % 8));
+  b.set_provider_id(fmt::format("provider-{}", i % 5));
+  b.set_latitude(37.0 + u(rng));
+  b.set_longitude(-122.0 - u(rng));
+  b.set_timestamp_ms(now_ms);
+  b.set_telemetry_interval_s(60);
+  t.set_der_id(b.der_id());
+  t.set_seq(1);
+  t.set_timestamp_ms(now_ms);
+  t.set_reactive_power_kvar(0.1 * u(rng));
+  t.set_voltage_v(236.0 + 8.0 * u(rng));
+  t.set_frequency_hz(59.98 + 0.04 * u(rng));
+  t.set_run_time_s(86400.0 * u(rng));
+  double output_kw = 0;
+  switch (type) {
+    case v1::BATTERY: {  // both ways, limited by what it holds
+      double kw = 5.0 + 5.0 * u(rng);
+      b.set_max_discharge_kw(kw);
+      b.set_max_charge_kw(kw);
+      b.set_energy_capacity_kwh(kw * (1.0 + 2.0 * u(rng)));
+      b.set_model("sim-battery 2.1");
+      t.set_soc_pct(10.0 + 80.0 * u(rng));
+      t.set_available_discharge_kw(kw);
+      t.set_available_charge_kw(kw);
+      output_kw = kw * 0.6 * (u(rng) - 0.5);
+      d.cost = 0.10 + 0.10 * u(rng);
+      break;
+    }
+    case v1::FLEXIBLE_LOAD: {  // consumes; can shed down to nothing or take more
+      double kw = 2.0 + 6.0 * u(rng);
+      b.set_max_charge_kw(kw);
+      b.set_model("sim-load 1.4");
+      t.set_available_charge_kw(kw);
+      output_kw = -kw * (0.3 + 0.6 * u(rng));
+      d.cost = 0.05 + 0.10 * u(rng);
+      break;
+    }
+    case v1::PV: {  // can only curtail what the sun gives
+      double kw = 3.0 + 7.0 * u(rng);
+      b.set_max_discharge_kw(kw);
+      b.set_model("sim-pv 3.0");
+      output_kw = kw * (0.2 + 0.7 * u(rng));
+      t.set_available_discharge_kw(output_kw);
+      d.cost = 0.02 + 0.03 * u(rng);
+      break;
+    }
+    default: {  // EV charger: one way, 70 % plugged in
+      double kw = 7.0 + 4.0 * u(rng);
+      b.set_max_charge_kw(kw);
+      b.set_model("sim-evse 1.0");
+      bool plugged = u(rng) < 0.7;
+      t.set_available_charge_kw(plugged ? kw : 0.0);
+      output_kw = plugged ? -kw * u(rng) : 0.0;
+      d.cost = 0.15 + 0.15 * u(rng);
+      break;
+    }
+  }
+  t.set_active_power_kw(output_kw);
+  t.set_baseline_kw(output_kw);
+  Status s = derms::registry::ValidateBirth(b, b.der_id());
+  if (s.ok()) s = derms::registry::ValidateTelemetry(t, t.der_id(), now_ms);
+  if (!s.ok()) Die(s.ToString());
+  return d;
+}
+
+// What the aggregator adds to the virtual DERs for this DER (as
+// Aggregator::RefreshContribution does).
+derms::vder::Contribution ContributionOf(const derms::registry::DerState& der) {
+  derms::vder::Contribution c;
+  c.online = der.online;
+  if (der.online && der.has_telemetry) {
+    c.output_kw = der.last.active_power_kw();
+    c.energy_available_kwh = derms::dispatch::EnergyAvailableKwh(der.birth, der.last);
+    if (!der.faulted()) {
+      auto m = derms::dispatch::DerMember(der.birth, der.last, kDurationS, 0.0);
+      c.available_discharge_kw = std::max(0.0, m.max_kw - c.output_kw);
+      c.available_charge_kw = std::max(0.0, c.output_kw - m.min_kw);
+    }
+  }
+  return c;
+}
+
+// Dies unless `a` keeps every member in its range and sums to `target_kw`.
+void CheckAllocation(const derms::workflow::TreeAllocation& a,
+                     const std::vector<derms::workflow::ActiveMember>& members, double target_kw) {
+  const double tolerance = 1e-6 * std::max(1.0, std::abs(target_kw));
+  double sum = 0;
+  for (size_t i = 0; i < members.size(); ++i) {
+    const auto& m = members[i].member;
+    if (a.target_kw[i] < m.min_kw - 1e-9 || a.target_kw[i] > m.max_kw + 1e-9) {
+      Die(fmt::format("alloc: der '{}' given {} kW outside [{}, {}]", members[i].der_id,
+                      a.target_kw[i], m.min_kw, m.max_kw));
+    }
+    sum += a.target_kw[i];
+  }
+  if (std::abs(sum - target_kw) > tolerance || std::abs(a.root.shortfall_kw) > tolerance) {
+    Die(fmt::format("alloc: members sum to {} kW (shortfall {} kW), target {} kW", sum,
+                    a.root.shortfall_kw, target_kw));
+  }
+}
+
+// Times AllocateTree over the whole fleet for a feasible target (60 % of the
+// way from the baseline to the most output), beside the floor: one pass over
+// the same members summing their headroom. Medians of `repeats` runs, after
+// one untimed warm-up.
+int Alloc(int ders, Policy policy, int repeats) {
+  derms::vder::VderFleet fleet(FleetTree(policy));
+  std::mt19937_64 rng(42);
+  const int64_t now_ms = derms::WallNowMs();
+  std::vector<derms::workflow::ActiveMember> members;
+  members.reserve(ders);
+  for (int i = 0; i < ders; ++i) {
+    SyntheticDer d = MakeDer(i, rng, now_ms);
+    std::string conflict = fleet.Place(d.birth);
+    int v = fleet.claimant(d.birth.der_id());
+    if (!conflict.empty() || v < 0) {
+      Die(fmt::format("der '{}' not placed: {}", d.birth.der_id(), conflict));
+    }
+    members.push_back({d.birth.der_id(), v, d.birth.der_type(),
+                       derms::dispatch::DerMember(d.birth, d.telemetry, kDurationS, d.cost)});
+  }
+  // Ids are made in order, so the members are in der_id order, as the
+  // aggregator's ActiveMembers sorts them.
+  const derms::vder::VderTree& tree = fleet.tree();
+  const int root = tree.Find(kFleetRoot);
+  const auto capacity = derms::workflow::TotalCapacity(members);
+  const double target_kw = capacity.baseline_kw + 0.6 * capacity.up_kw;
+  std::vector<double> alloc_ms, floor_ms;
+  for (int r = 0; r <= repeats; ++r) {
+    auto t0 = Clock::now();
+    double headroom_kw = 0;
+    for (const auto& m : members) headroom_kw += m.member.max_kw - m.member.baseline_kw;
+    KeepAlive(headroom_kw);
+    auto t1 = Clock::now();
+    auto a = derms::workflow::AllocateTree(tree, root, target_kw, members, kDurationS);
+    auto t2 = Clock::now();
+    CheckAllocation(a, members, target_kw);
+    if (r == 0) continue;
+    floor_ms.push_back(Millis(t1 - t0));
+    alloc_ms.push_back(Millis(t2 - t1));
+  }
+  const double alloc = Median(alloc_ms), floor = Median(floor_ms);
+  fmt::print(
+      "{{\"name\": \"alloc\", \"policy\": \"{}\", \"ders\": {}, \"vders\": {}, \"repeats\": {}, "
+      "\"target_kw\": {:.3f}, \"alloc_ms\": {:.4f}, \"alloc_min_ms\": {:.4f}, "
+      "\"alloc_max_ms\": {:.4f}, \"floor_ms\": {:.4f}, \"floor_min_ms\": {:.4f}, "
+      "\"floor_max_ms\": {:.4f}, \"ratio\": {:.2f}}}\n",
+      derms::dispatch::PolicyName(policy), ders, tree.size(), repeats, target_kw, alloc,
+      *std::min_element(alloc_ms.begin(), alloc_ms.end()),
+      *std::max_element(alloc_ms.begin(), alloc_ms.end()), floor,
+      *std::min_element(floor_ms.begin(), floor_ms.end()),
+      *std::max_element(floor_ms.begin(), floor_ms.end()), alloc / floor);
+  std::fflush(stdout);
+  return 0;
+}
+
+// This process's resident set (VmRSS), bytes.
+int64_t ResidentBytes() {
+  std::ifstream in("/proc/self/status");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
+  }
+  Die("no VmRSS in /proc/self/status");
+}
+
+// The aggregator's state for `ders` DERs (registry and virtual DER fleet,
+// each DER born and heard from once, as HandleBirth and HandleTelemetry leave
+// it): resident bytes per DER, beside the bytes of the DER's birth and
+// telemetry on the wire. Run once per process, so the resident set is clean.
+int VderMemory(int ders) {
+  std::mt19937_64 rng(42);
+  const int64_t now_ms = derms::WallNowMs();
+  const int64_t rss_before = ResidentBytes();
+  const size_t heap_before = mallinfo2().uordblks;
+  derms::registry::DerRegistry registry;
+  derms::vder::VderFleet fleet(FleetTree(Policy::kProRata));
+  uint64_t wire_bytes = 0;
+  for (int i = 0; i < ders; ++i) {
+    SyntheticDer d = MakeDer(i, rng, now_ms);
+    wire_bytes += d.birth.ByteSizeLong() + d.telemetry.ByteSizeLong();
+    const std::string& id = d.birth.der_id();
+    if (registry.OnBirth(d.birth, now_ms).stale) Die(fmt::format("birth of '{}' stale", id));
+    const derms::registry::DerState* der = registry.Find(id);
+    std::string conflict = fleet.Place(der->birth);
+    if (!conflict.empty()) Die(conflict);
+    fleet.Update(id, ContributionOf(*der));
+    if (registry.OnTelemetry(d.telemetry, now_ms).stale) {
+      Die(fmt::format("telemetry of '{}' stale", id));
+    }
+    fleet.Update(id, ContributionOf(*der));
+  }
+  const int64_t rss_after = ResidentBytes();
+  const size_t heap_after = mallinfo2().uordblks;
+  const auto& total = fleet.aggregate(fleet.tree().Find(kFleetRoot));
+  if (registry.size() != static_cast<size_t>(ders) ||
+      total.members_online != static_cast<uint32_t>(ders)) {
+    Die(fmt::format("vder-memory: {} DERs known, {} online in the root, expected {}",
+                    registry.size(), total.members_online, ders));
+  }
+  const double per_der = static_cast<double>(rss_after - rss_before) / ders;
+  const double wire_per_der = static_cast<double>(wire_bytes) / ders;
+  fmt::print(
+      "{{\"name\": \"vder_memory\", \"ders\": {}, \"vders\": {}, \"rss_before_bytes\": {}, "
+      "\"rss_after_bytes\": {}, \"bytes_per_der\": {:.1f}, \"heap_bytes_per_der\": {:.1f}, "
+      "\"wire_bytes_per_der\": {:.1f}, \"ratio\": {:.2f}}}\n",
+      ders, fleet.tree().size(), rss_before, rss_after, per_der,
+      static_cast<double>(heap_after - heap_before) / ders, wire_per_der, per_der / wire_per_der);
+  std::fflush(stdout);
   return 0;
 }
 
@@ -387,6 +698,17 @@ int main(int argc, char** argv) {
   rt_dispatch->add_option("--dir", dir, "working directory (replaced)");
   auto* minimal = app.add_subcommand("minimal-edge", "bare client, one telemetry message a second");
   minimal->add_option("--duration-s", duration_s, "how long to run");
+  int fleet_ders = 100000;
+  std::string policy = "pro_rata";
+  int repeats = 5;
+  auto* alloc = app.add_subcommand("alloc", "allocation down a virtual DER tree vs one pass");
+  alloc->add_option("--ders", fleet_ders, "DERs in the tree")->check(CLI::Range(1, 10000000));
+  alloc->add_option("--policy", policy, "every virtual DER's policy")
+      ->check(CLI::IsMember({"pro_rata", "soc_balance", "merit_order", "fair_share"}));
+  alloc->add_option("--repeats", repeats, "timed runs after one warm-up; medians reported")
+      ->check(CLI::Range(1, 10000));
+  auto* memory = app.add_subcommand("vder-memory", "resident bytes per DER with the fleet loaded");
+  memory->add_option("--ders", fleet_ders, "DERs loaded")->check(CLI::Range(1, 10000000));
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::warn);
 
@@ -395,5 +717,7 @@ int main(int argc, char** argv) {
   if (*ingest) return Ingest(broker, messages, db, timeout_s);
   if (*rt_floor) return RoundTripFloor(broker, ders, timeout_s);
   if (*rt_dispatch) return RoundTripDispatch(broker, ders, dir, timeout_s);
+  if (*alloc) return Alloc(fleet_ders, *derms::dispatch::ParsePolicy(policy), repeats);
+  if (*memory) return VderMemory(fleet_ders);
   return MinimalEdge(broker, duration_s);
 }

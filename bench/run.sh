@@ -5,7 +5,14 @@
 # 3) with their spread (min..max).
 #
 #   ./bench/run.sh                      # everything
+#   ./bench/run.sh alloc memory         # only these, of: ingest rt footprint alloc memory
 #   BENCH_MESSAGES=100000 BENCH_REPEATS=5 BENCH_BIG_FLEET=0 ./bench/run.sh
+#   BENCH_BUILD_DIR=build-bench BENCH_OUT=/tmp/bench ./bench/run.sh alloc
+#
+# ingest, rt and footprint go through the broker; alloc (dispatch allocation
+# down a virtual DER tree vs one pass over the members, per policy) and
+# memory (aggregator bytes per DER with the fleet loaded vs the DER's wire
+# messages, one process per run) are in-process.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -13,29 +20,51 @@ M=${BENCH_MESSAGES:-200000}        # telemetry messages per ingest run
 R=${BENCH_REPEATS:-3}
 BIG=${BENCH_BIG_FLEET:-10000}      # 0 skips the 10,000-agent round trip
 FOOTPRINT_S=${BENCH_FOOTPRINT_S:-20}
+FLEET=${BENCH_FLEET_DERS:-100000}  # DERs in the alloc and memory benchmarks
+ALLOC_REPEATS=${BENCH_ALLOC_REPEATS:-5}  # timed allocations per alloc run, after a warm-up
+POLICIES=${BENCH_POLICIES:-pro_rata soc_balance merit_order fair_share}
+BUILD=${BENCH_BUILD_DIR:-build}    # another tree is configured and built here, bench targets only
+DIR=${BENCH_OUT:-$ROOT/var/bench}  # replaced
+
+ALL="ingest rt footprint alloc memory"
+SEL=${*:-$ALL}
+for b in $SEL; do
+  case " $ALL " in *" $b "*) ;; *) echo "run.sh: unknown benchmark '$b' (one of: $ALL)" >&2; exit 2 ;; esac
+done
+want() { case " $SEL " in *" $1 "*) return 0 ;; esac; return 1; }
 
 ./deploy/install-deps.sh
 # The Python comparison runs on Debian's interpreter and packages.
-for p in python3-paho-mqtt python3-protobuf; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || EXTRA="${EXTRA:-} $p"
-done
+if want ingest; then
+    for p in python3-paho-mqtt python3-protobuf; do
+      dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || EXTRA="${EXTRA:-} $p"
+    done
+fi
 if [ -n "${EXTRA:-}" ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $EXTRA >/dev/null
 fi
-./deploy/build.sh >/dev/null
+case $BUILD in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
+if [ "$BUILD" = "$ROOT/build" ]; then
+  ./deploy/build.sh >/dev/null
+else
+  cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}" >/dev/null
+  cmake --build "$BUILD" -j"$(nproc)" --target derms-bench derms-edge-agent >/dev/null
+fi
 
-DIR="$ROOT/var/bench"
 rm -rf "$DIR"; mkdir -p "$DIR/py"
-BENCH="$ROOT/build/bench/derms-bench"
-EDGE="$ROOT/build/edge_agent/derms-edge-agent"
-protoc --python_out="$DIR/py" -I "$ROOT/proto" derms/v1/derms.proto
+BENCH="$BUILD/bench/derms-bench"
+EDGE="$BUILD/edge_agent/derms-edge-agent"
+if want ingest; then protoc --python_out="$DIR/py" -I "$ROOT/proto" derms/v1/derms.proto; fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-PORT=18900
-while (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; do PORT=$((PORT + 1)); done
-BROKER="tcp://127.0.0.1:$PORT"
-cat > "$DIR/mosquitto.conf" <<CONF
+BROKER_PID=""
+trap '[ -z "$BROKER_PID" ] || kill $BROKER_PID 2>/dev/null || true; wait 2>/dev/null || true' EXIT
+if want ingest || want rt || want footprint; then
+  PORT=18900
+  while (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; do PORT=$((PORT + 1)); done
+  BROKER="tcp://127.0.0.1:$PORT"
+  cat > "$DIR/mosquitto.conf" <<CONF
 listener $PORT 127.0.0.1
 allow_anonymous true
 user $(id -un)
@@ -45,10 +74,10 @@ max_inflight_messages 1000
 max_queued_messages 10000000
 max_connections -1
 CONF
-mosquitto -c "$DIR/mosquitto.conf" > "$DIR/mosquitto.log" 2>&1 &
-BROKER_PID=$!
-trap 'kill $BROKER_PID 2>/dev/null || true; wait 2>/dev/null || true' EXIT
-for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
+  mosquitto -c "$DIR/mosquitto.conf" > "$DIR/mosquitto.log" 2>&1 &
+  BROKER_PID=$!
+  for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
+fi
 
 field() { sed -n "s/.*\"$1\": \([0-9.e+-]*\).*/\1/p" "$2" | tail -1; }
 
@@ -72,12 +101,20 @@ stats() { sort -g | awk '{v[NR]=$1} END {m = (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[N
 declare -A S   # name -> "median min max"
 collect() { local name=$1; shift; local vals=""; for ((i=0; i<R; i++)); do vals+="$("$@")"$'\n'; done
   S[$name]=$(printf '%s' "$vals" | stats); echo "  $name: ${S[$name]}" >&2; }
+# The same for a command printing two numbers measured side by side in one
+# process: ours, then its baseline.
+collect_pair() { local a=$1 b=$2 out x y va="" vb=""; shift 2
+  for ((i=0; i<R; i++)); do out=$("$@"); read -r x y <<< "$out"; va+="$x"$'\n'; vb+="$y"$'\n'; done
+  S[$a]=$(printf '%s' "$va" | stats); S[$b]=$(printf '%s' "$vb" | stats)
+  echo "  $a: ${S[$a]}; $b: ${S[$b]}" >&2; }
 
-echo "Ingest: $M telemetry messages from 1,000 DERs, QoS 1, $R runs each" >&2
-collect bare ingest_run "$BENCH" --broker "$BROKER" count --messages "$M"
-collect aggregator ingest_run "$BENCH" --broker "$BROKER" ingest --messages "$M" --db "$DIR/ingest.db"
-collect python ingest_run /usr/bin/python3 bench/python_ingest.py --broker-host 127.0.0.1 \
-  --broker-port "$PORT" --messages "$M" --db "$DIR/python.db" --proto-out "$DIR/py"
+if want ingest; then
+  echo "Ingest: $M telemetry messages from 1,000 DERs, QoS 1, $R runs each" >&2
+  collect bare ingest_run "$BENCH" --broker "$BROKER" count --messages "$M"
+  collect aggregator ingest_run "$BENCH" --broker "$BROKER" ingest --messages "$M" --db "$DIR/ingest.db"
+  collect python ingest_run /usr/bin/python3 bench/python_ingest.py --broker-host 127.0.0.1 \
+    --broker-port "$PORT" --messages "$M" --db "$DIR/python.db" --proto-out "$DIR/py"
+fi
 
 # Prints the seconds taken; a run that timed out is noted in $DIR/timeouts.
 rt_run() {
@@ -85,14 +122,16 @@ rt_run() {
   grep -q '"timeout": true' "$DIR/rt.out" && echo "$* --ders" >> "$DIR/timeouts"
   field seconds "$DIR/rt.out"
 }
-echo "Dispatch round trip" >&2
-collect rt_floor_1000 rt_run rt-floor --ders 1000
-collect rt_dispatch_1000 rt_run rt-dispatch --ders 1000 --dir "$DIR/rt"
-if [ "$BIG" -gt 0 ]; then
-  R_SAVED=$R; R=1
-  collect rt_floor_big rt_run rt-floor --ders "$BIG"
-  collect rt_dispatch_big rt_run rt-dispatch --ders "$BIG" --dir "$DIR/rt"
-  R=$R_SAVED
+if want rt; then
+  echo "Dispatch round trip" >&2
+  collect rt_floor_1000 rt_run rt-floor --ders 1000
+  collect rt_dispatch_1000 rt_run rt-dispatch --ders 1000 --dir "$DIR/rt"
+  if [ "$BIG" -gt 0 ]; then
+    R_SAVED=$R; R=1
+    collect rt_floor_big rt_run rt-floor --ders "$BIG"
+    collect rt_dispatch_big rt_run rt-dispatch --ders "$BIG" --dir "$DIR/rt"
+    R=$R_SAVED
+  fi
 fi
 
 # Resident memory (kB) and CPU (% of one core) of a process after a while.
@@ -106,13 +145,35 @@ footprint() {
   kill -INT "$pid"; wait "$pid" 2>/dev/null || true
   echo "$rss $(awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" -v s="$FOOTPRINT_S" 'BEGIN {printf "%.3f", 100 * t / hz / s}')"
 }
-echo "Edge agent footprint at 1 s telemetry, ${FOOTPRINT_S} s" >&2
-read -r EDGE_RSS EDGE_CPU < <(footprint "$EDGE" --broker "$BROKER" --der-id bench-edge --type BATTERY \
-  --substation bench --max-discharge-kw 5 --max-charge-kw 5 --capacity-kwh 10 \
-  --telemetry-interval-s 1 --state-dir "$DIR/edge-state" --log-level warn)
-read -r MIN_RSS MIN_CPU < <(footprint "$BENCH" --broker "$BROKER" minimal-edge --duration-s $((FOOTPRINT_S + 5)))
-EDGE_BYTES=$(stat -c %s "$EDGE")
-strip -o "$DIR/edge-stripped" "$EDGE"; EDGE_STRIPPED=$(stat -c %s "$DIR/edge-stripped")
+if want footprint; then
+  echo "Edge agent footprint at 1 s telemetry, ${FOOTPRINT_S} s" >&2
+  read -r EDGE_RSS EDGE_CPU < <(footprint "$EDGE" --broker "$BROKER" --der-id bench-edge --type BATTERY \
+    --substation bench --max-discharge-kw 5 --max-charge-kw 5 --capacity-kwh 10 \
+    --telemetry-interval-s 1 --state-dir "$DIR/edge-state" --log-level warn)
+  read -r MIN_RSS MIN_CPU < <(footprint "$BENCH" --broker "$BROKER" minimal-edge --duration-s $((FOOTPRINT_S + 5)))
+  EDGE_BYTES=$(stat -c %s "$EDGE")
+  strip -o "$DIR/edge-stripped" "$EDGE"; EDGE_STRIPPED=$(stat -c %s "$DIR/edge-stripped")
+fi
+
+# Prints the median allocation ms and the floor's, from one process.
+alloc_run() {
+  "$BENCH" alloc --ders "$FLEET" --policy "$1" --repeats "$ALLOC_REPEATS" > "$DIR/alloc.out" || return 1
+  echo "$(field alloc_ms "$DIR/alloc.out") $(field floor_ms "$DIR/alloc.out")"
+}
+if want alloc; then
+  echo "Dispatch allocation over $FLEET DERs in a nested virtual DER tree, $ALLOC_REPEATS per run" >&2
+  for p in $POLICIES; do collect_pair "alloc_$p" "alloc_floor_$p" alloc_run "$p"; done
+fi
+
+# Prints the aggregator's resident bytes per DER and the wire bytes per DER.
+memory_run() {
+  "$BENCH" vder-memory --ders "$FLEET" > "$DIR/memory.out" || return 1
+  echo "$(field bytes_per_der "$DIR/memory.out") $(field wire_bytes_per_der "$DIR/memory.out")"
+}
+if want memory; then
+  echo "Aggregator memory with $FLEET DERs loaded, one process per run" >&2
+  collect_pair vder_memory vder_memory_wire memory_run
+fi
 
 med() { echo "${S[$1]}" | cut -d' ' -f1; }
 spread() { echo "${S[$1]}" | awk '{printf "%s..%s", $2, $3}'; }
@@ -123,37 +184,65 @@ CPU_MODEL=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)
   echo
   echo "Machine: $(nproc) cores, $CPU_MODEL, $(free -g | awk '/Mem/ {print $2}') GiB; Mosquitto $(mosquitto -h 2>/dev/null | head -1 | awk '{print $3}')"
   printf '%-58s %14s %18s %14s %8s\n' "benchmark" "ours (median)" "spread" "baseline" "ratio"
-  printf '%-58s %14s %18s %14s %8s\n' "ingest msg/s: aggregator vs bare subscriber (goal >= 0.9)" \
-    "$(med aggregator)" "$(spread aggregator)" "$(med bare)" "$(ratio "$(med aggregator)" "$(med bare)")"
-  printf '%-58s %14s %18s %14s %8s\n' "ingest msg/s: aggregator vs Python (paho, protobuf, sqlite3)" \
-    "$(med aggregator)" "$(spread aggregator)" "$(med python)" "$(ratio "$(med aggregator)" "$(med python)")"
-  printf '%-58s %14s %18s %14s %8s\n' "dispatch round trip s, 1,000 agents vs plain round trips" \
-    "$(med rt_dispatch_1000)" "$(spread rt_dispatch_1000)" "$(med rt_floor_1000)" \
-    "$(ratio "$(med rt_dispatch_1000)" "$(med rt_floor_1000)")"
-  if [ "$BIG" -gt 0 ]; then
-    big_ours="$(med rt_dispatch_big)"; big_ratio="$(ratio "$(med rt_dispatch_big)" "$(med rt_floor_big)")"
-    if grep -q "rt-dispatch --ders $BIG" "$DIR/timeouts" 2>/dev/null; then
-      big_ours="timed out"; big_ratio="-"
-    fi
-    printf '%-58s %14s %18s %14s %8s\n' "dispatch round trip s, $BIG agents vs plain round trips (1 run)" \
-      "$big_ours" "-" "$(med rt_floor_big)" "$big_ratio"
+  if want ingest; then
+    printf '%-58s %14s %18s %14s %8s\n' "ingest msg/s: aggregator vs bare subscriber (goal >= 0.9)" \
+      "$(med aggregator)" "$(spread aggregator)" "$(med bare)" "$(ratio "$(med aggregator)" "$(med bare)")"
+    printf '%-58s %14s %18s %14s %8s\n' "ingest msg/s: aggregator vs Python (paho, protobuf, sqlite3)" \
+      "$(med aggregator)" "$(spread aggregator)" "$(med python)" "$(ratio "$(med aggregator)" "$(med python)")"
   fi
-  printf '%-58s %14s %18s %14s %8s\n' "edge agent resident memory kB vs bare client" "$EDGE_RSS" "-" "$MIN_RSS" \
-    "$(ratio "$EDGE_RSS" "$MIN_RSS")"
-  printf '%-58s %14s %18s %14s %8s\n' "edge agent CPU % of a core vs bare client" "$EDGE_CPU" "-" "$MIN_CPU" "-"
-  printf '%-58s %14s\n' "edge agent binary bytes (stripped)" "$EDGE_BYTES ($EDGE_STRIPPED)"
+  if want rt; then
+    printf '%-58s %14s %18s %14s %8s\n' "dispatch round trip s, 1,000 agents vs plain round trips" \
+      "$(med rt_dispatch_1000)" "$(spread rt_dispatch_1000)" "$(med rt_floor_1000)" \
+      "$(ratio "$(med rt_dispatch_1000)" "$(med rt_floor_1000)")"
+    if [ "$BIG" -gt 0 ]; then
+      big_ours="$(med rt_dispatch_big)"; big_ratio="$(ratio "$(med rt_dispatch_big)" "$(med rt_floor_big)")"
+      if grep -q "rt-dispatch --ders $BIG" "$DIR/timeouts" 2>/dev/null; then
+        big_ours="timed out"; big_ratio="-"
+      fi
+      printf '%-58s %14s %18s %14s %8s\n' "dispatch round trip s, $BIG agents vs plain round trips (1 run)" \
+        "$big_ours" "-" "$(med rt_floor_big)" "$big_ratio"
+    fi
+  fi
+  if want footprint; then
+    printf '%-58s %14s %18s %14s %8s\n' "edge agent resident memory kB vs bare client" "$EDGE_RSS" "-" "$MIN_RSS" \
+      "$(ratio "$EDGE_RSS" "$MIN_RSS")"
+    printf '%-58s %14s %18s %14s %8s\n' "edge agent CPU % of a core vs bare client" "$EDGE_CPU" "-" "$MIN_CPU" "-"
+    printf '%-58s %14s\n' "edge agent binary bytes (stripped)" "$EDGE_BYTES ($EDGE_STRIPPED)"
+  fi
+  if want alloc; then
+    for p in $POLICIES; do
+      printf '%-58s %14s %18s %14s %8s\n' "alloc ms, $p, $FLEET DERs vs 1 pass (goal < 20)" \
+        "$(med "alloc_$p")" "$(spread "alloc_$p")" "$(med "alloc_floor_$p")" \
+        "$(ratio "$(med "alloc_$p")" "$(med "alloc_floor_$p")")"
+    done
+  fi
+  if want memory; then
+    printf '%-58s %14s %18s %14s %8s\n' "aggregator bytes/DER, $FLEET loaded vs wire (goal < 1024)" \
+      "$(med vder_memory)" "$(spread vder_memory)" "$(med vder_memory_wire)" \
+      "$(ratio "$(med vder_memory)" "$(med vder_memory_wire)")"
+  fi
 } | tee "$DIR/table.txt"
 
+# One entry a line, joined with commas.
+J=("\"machine\": {\"cores\": $(nproc), \"cpu\": \"$CPU_MODEL\"}"
+   "\"benchmarks\": \"$SEL\""
+   "\"messages\": $M, \"repeats\": $R")
+if want alloc || want memory; then
+  J+=("\"fleet_ders\": $FLEET, \"alloc_repeats_per_run\": $ALLOC_REPEATS")
+fi
+for k in "${!S[@]}"; do
+  read -r m lo hi <<< "${S[$k]}"
+  J+=("\"$k\": {\"median\": $m, \"min\": $lo, \"max\": $hi}")
+done
+if want footprint; then
+  J+=("\"edge_footprint\": {\"rss_kb\": $EDGE_RSS, \"cpu_pct\": $EDGE_CPU, \"baseline_rss_kb\": $MIN_RSS,
+    \"baseline_cpu_pct\": $MIN_CPU, \"binary_bytes\": $EDGE_BYTES, \"stripped_bytes\": $EDGE_STRIPPED}")
+fi
 {
   echo "{"
-  echo "  \"machine\": {\"cores\": $(nproc), \"cpu\": \"$CPU_MODEL\"},"
-  echo "  \"messages\": $M, \"repeats\": $R,"
-  for k in "${!S[@]}"; do
-    read -r m lo hi <<< "${S[$k]}"
-    echo "  \"$k\": {\"median\": $m, \"min\": $lo, \"max\": $hi},"
+  for ((i=0; i<${#J[@]}; i++)); do
+    if [ "$i" -lt $((${#J[@]} - 1)) ]; then echo "  ${J[$i]},"; else echo "  ${J[$i]}"; fi
   done
-  echo "  \"edge_footprint\": {\"rss_kb\": $EDGE_RSS, \"cpu_pct\": $EDGE_CPU, \"baseline_rss_kb\": $MIN_RSS,"
-  echo "    \"baseline_cpu_pct\": $MIN_CPU, \"binary_bytes\": $EDGE_BYTES, \"stripped_bytes\": $EDGE_STRIPPED}"
   echo "}"
 } > "$DIR/results.json"
 echo "Results: $DIR/results.json" >&2

@@ -285,7 +285,7 @@ VderTree::Placement VderTree::Place(const derms::v1::DerBirth& der) {
   return p;
 }
 
-VderFleet::VderFleet(VderTree tree) : tree_(std::move(tree)) { Grow(); }
+VderFleet::VderFleet(VderTree tree) : tree_(std::move(tree)), placements_(1) { Grow(); }
 
 void VderFleet::Grow() {
   aggregates_.resize(tree_.size());
@@ -293,7 +293,7 @@ void VderFleet::Grow() {
   versions_.resize(tree_.size(), 0);
 }
 
-void VderFleet::Apply(const std::vector<int>& vders, const Contribution& c, double sign,
+void VderFleet::Apply(const std::vector<int>& vders, const StoredContribution& c, double sign,
                       int members) {
   for (int v : vders) {
     Aggregate& a = aggregates_[v];
@@ -309,42 +309,58 @@ void VderFleet::Apply(const std::vector<int>& vders, const Contribution& c, doub
   }
 }
 
+uint32_t VderFleet::Intern(VderTree::Placement p) {
+  auto key = std::make_pair(p.claimant, p.direct);
+  auto it = placement_index_.find(key);
+  if (it != placement_index_.end()) return it->second;
+  auto index = static_cast<uint32_t>(placements_.size());
+  placements_.push_back({p.claimant, std::move(p.direct), std::move(p.containing)});
+  placement_index_.emplace(std::move(key), index);
+  return index;
+}
+
 std::string VderFleet::Place(const derms::v1::DerBirth& der) {
   auto [it, inserted] = ders_.try_emplace(der.der_id());
   Entry& e = it->second;
   if (!inserted) {
-    Apply(e.containing, e.last, -1, -1);
-    for (int v : e.direct) {
+    const SharedPlacement& old = placements_[e.placement];
+    Apply(old.containing, e.last, -1, -1);
+    for (int v : old.direct) {
       auto& list = direct_[v];
       list.erase(std::remove(list.begin(), list.end(), der.der_id()), list.end());
     }
   }
   VderTree::Placement p = tree_.Place(der);
   Grow();
-  e.containing = std::move(p.containing);
-  e.direct = std::move(p.direct);
-  e.claimant = p.claimant;
-  for (int v : e.direct) {
+  std::string conflict = std::move(p.conflict);
+  e.placement = Intern(std::move(p));
+  const SharedPlacement& now = placements_[e.placement];
+  for (int v : now.direct) {
     auto& list = direct_[v];
     // Births mostly arrive in id order; keep the list sorted cheaply.
     list.insert(std::upper_bound(list.begin(), list.end(), der.der_id()), der.der_id());
   }
-  Apply(e.containing, e.last, +1, +1);
-  return p.conflict;
+  Apply(now.containing, e.last, +1, +1);
+  return conflict;
 }
 
 void VderFleet::Update(const std::string& der_id, const Contribution& c) {
   auto it = ders_.find(der_id);
   if (it == ders_.end()) return;
   Entry& e = it->second;
-  Apply(e.containing, e.last, -1, 0);
-  Apply(e.containing, c, +1, 0);
-  e.last = c;
+  StoredContribution stored{static_cast<float>(c.output_kw),
+                            static_cast<float>(c.available_discharge_kw),
+                            static_cast<float>(c.available_charge_kw),
+                            static_cast<float>(c.energy_available_kwh), c.online};
+  const SharedPlacement& p = placements_[e.placement];
+  Apply(p.containing, e.last, -1, 0);
+  Apply(p.containing, stored, +1, 0);
+  e.last = stored;
 }
 
 int VderFleet::claimant(const std::string& der_id) const {
   auto it = ders_.find(der_id);
-  return it == ders_.end() ? -1 : it->second.claimant;
+  return it == ders_.end() ? -1 : placements_[it->second.placement].claimant;
 }
 
 }  // namespace derms::vder

@@ -148,17 +148,35 @@ class VderFleet {
   uint64_t version(int v) const { return versions_[v]; }
 
  private:
-  struct Entry {
-    std::vector<int> containing;
-    std::vector<int> direct;
+  // DERs placed alike share one placement (a fleet falls into a few dozen),
+  // so each DER costs only its entry: memory per DER is a product figure.
+  struct SharedPlacement {
     int claimant = -1;
-    Contribution last;
+    std::vector<int> direct;
+    std::vector<int> containing;
   };
-  void Apply(const std::vector<int>& vders, const Contribution& c, double sign, int members);
+  // A contribution as stored: floats, and every add and subtract uses the
+  // stored values, so the aggregates stay consistent to the last bit.
+  struct StoredContribution {
+    float output_kw = 0;
+    float available_discharge_kw = 0;
+    float available_charge_kw = 0;
+    float energy_available_kwh = 0;
+    bool online = false;
+  };
+  struct Entry {
+    uint32_t placement = 0;
+    StoredContribution last;
+  };
+  void Apply(const std::vector<int>& vders, const StoredContribution& c, double sign,
+             int members);
+  uint32_t Intern(VderTree::Placement p);
   void Grow();
 
   VderTree tree_;
   std::unordered_map<std::string, Entry> ders_;
+  std::vector<SharedPlacement> placements_;  // [0] is "nowhere"
+  std::map<std::pair<int, std::vector<int>>, uint32_t> placement_index_;
   std::vector<Aggregate> aggregates_;
   std::vector<std::vector<std::string>> direct_;
   std::vector<uint64_t> versions_;

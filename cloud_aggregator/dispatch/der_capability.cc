@@ -15,8 +15,11 @@ Member DerMember(const derms::v1::DerBirth& birth, const derms::v1::Telemetry& t
                  double cost) {
   Member m;
   m.cost = cost;
-  double max_kw = std::min(birth.max_discharge_kw(), t.available_discharge_kw());
-  double min_kw = -std::min(birth.max_charge_kw(), t.available_charge_kw());
+  // Edges that do not report what they can do now are held to their nameplate.
+  double max_kw = birth.max_discharge_kw();
+  if (t.has_available_discharge_kw()) max_kw = std::min(max_kw, t.available_discharge_kw());
+  double min_kw = -birth.max_charge_kw();
+  if (t.has_available_charge_kw()) min_kw = std::max(min_kw, -t.available_charge_kw());
   double capacity = birth.energy_capacity_kwh();
   if (capacity > 0 && t.has_soc_pct()) {
     double hours = duration_s / 3600.0;
@@ -30,7 +33,8 @@ Member DerMember(const derms::v1::DerBirth& birth, const derms::v1::Telemetry& t
   min_kw = std::min(min_kw, 0.0);
   m.min_kw = min_kw;
   m.max_kw = max_kw;
-  m.baseline_kw = std::clamp(t.baseline_kw(), min_kw, max_kw);
+  double baseline = t.has_baseline_kw() ? t.baseline_kw() : t.active_power_kw();
+  m.baseline_kw = std::clamp(baseline, min_kw, max_kw);
   return m;
 }
 

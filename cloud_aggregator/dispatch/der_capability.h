@@ -2,10 +2,11 @@
 // and its newest telemetry. Pure logic.
 //
 // The range is the tightest of: the nameplate, what the device says it can do
-// right now (available_discharge_kw / available_charge_kw), and, for storage
+// right now (available_discharge_kw / available_charge_kw, when sent), and, for storage
 // (energy_capacity_kwh > 0 with soc_pct reported), the energy it holds or can
 // still take spread over the duration: a battery at 5 % cannot discharge at
-// full power for an hour.
+// full power for an hour. The baseline is the reported baseline_kw, or the
+// current output when the edge does not send one.
 #ifndef DERMS_CLOUD_AGGREGATOR_DISPATCH_DER_CAPABILITY_H_
 #define DERMS_CLOUD_AGGREGATOR_DISPATCH_DER_CAPABILITY_H_
 

@@ -95,7 +95,12 @@ StatusOr<VderConfig> ReadVderConfig(const toml::table& t, const std::string& sou
     }
   }
   if (const toml::table* costs = t["costs"].as_table()) {
-    Status s = config::Get(*costs, source + ": costs", "default", &out.costs.default_cost);
+    // The options file accepts anything under costs and leaves the keys to
+    // us: a misspelt key must not silently leave a cost at its default.
+    Status s = config::CheckKnownKeys(
+        *costs, source + ": costs",
+        {"default", "der", "der.*", "provider", "provider.*", "type", "type.*"});
+    if (s.ok()) s = config::Get(*costs, source + ": costs", "default", &out.costs.default_cost);
     if (s.ok() && !std::isfinite(out.costs.default_cost)) {
       s = ConfigError(fmt::format("{}: costs.default must be a finite number", source));
     }

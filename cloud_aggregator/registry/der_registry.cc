@@ -34,10 +34,6 @@ DerRegistry::Outcome DerRegistry::OnBirth(const derms::v1::DerBirth& birth, int6
     out.stale = true;
     return out;
   }
-  if (der.has_birth && der.birth.substation_id() != birth.substation_id()) {
-    by_substation_[der.birth.substation_id()].erase(der.der_id);
-  }
-  by_substation_[birth.substation_id()].insert(der.der_id);
   der.birth = birth;
   der.has_birth = true;
   der.bd_seq = birth.bd_seq();
@@ -122,22 +118,6 @@ std::vector<std::string> DerRegistry::ExpireSilent(int64_t now_ms) {
 
 bool DerRegistry::IsActive(const DerState& der, int64_t now_ms) const {
   return der.online && der.has_birth && der.has_telemetry && !der.faulted() && !Silent(der, now_ms);
-}
-
-std::vector<const DerState*> DerRegistry::AtSubstation(const std::string& substation_id) const {
-  std::vector<const DerState*> out;
-  auto it = by_substation_.find(substation_id);
-  if (it == by_substation_.end()) return out;
-  for (const auto& id : it->second) out.push_back(&ders_.at(id));
-  return out;
-}
-
-std::vector<std::string> DerRegistry::Substations() const {
-  std::vector<std::string> out;
-  for (const auto& [id, members] : by_substation_) {
-    if (!members.empty()) out.push_back(id);
-  }
-  return out;
 }
 
 void DerRegistry::SetOnline(DerState& der, bool online) {

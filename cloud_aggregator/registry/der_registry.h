@@ -9,7 +9,6 @@
 
 #include <cstdint>
 #include <map>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -66,9 +65,6 @@ class DerRegistry {
   const DerState* Find(const std::string& der_id) const;
   // Online, born, not faulted, and heard from within the offline window.
   bool IsActive(const DerState& der, int64_t now_ms) const;
-  // DERs born under `substation_id`, in der_id order.
-  std::vector<const DerState*> AtSubstation(const std::string& substation_id) const;
-  std::vector<std::string> Substations() const;
   // Calls f(const DerState&) for every DER, in der_id order.
   template <typename F>
   void ForEach(F f) const {
@@ -85,7 +81,6 @@ class DerRegistry {
 
   RegistryOptions options_;
   std::map<std::string, DerState> ders_;
-  std::map<std::string, std::set<std::string>> by_substation_;
   size_t online_count_ = 0;
 };
 

@@ -72,12 +72,6 @@ const DerState& Der(const DerRegistry& registry, const std::string& id) {
   return *der;
 }
 
-std::vector<std::string> Ids(const std::vector<const DerState*>& ders) {
-  std::vector<std::string> ids;
-  for (const auto* d : ders) ids.push_back(d->der_id);
-  return ids;
-}
-
 // A DER born at kT0 and heard from once, right after.
 DerRegistry RegistryWithLiveDer(const std::string& id = "bat-1") {
   DerRegistry registry(Options());
@@ -136,7 +130,6 @@ TEST_CASE("a late birth of an older session is stale and changes nothing", "[uni
   CHECK(out.stale);
   CHECK(Der(registry, "bat-1").bd_seq == 2);
   CHECK(Der(registry, "bat-1").birth.substation_id() == "sub-new");
-  CHECK(registry.AtSubstation("sub-old").empty());
 }
 
 TEST_CASE("a DER silent for more than its offline window is expired", "[unit][registry]") {
@@ -272,28 +265,4 @@ TEST_CASE("a DER is active only when online, born, heard from recently and not f
   // Silent, even before ExpireSilent runs.
   CHECK(registry.IsActive(Der(registry, "bat-1"), kT0 + 4000 + kWindowMs));
   CHECK_FALSE(registry.IsActive(Der(registry, "bat-1"), kT0 + 4000 + kWindowMs + 1));
-}
-
-TEST_CASE("DERs at a substation come sorted by der_id and follow a rebirth elsewhere",
-          "[unit][registry]") {
-  DerRegistry registry(Options());
-  registry.OnBirth(Birth("pv-c", 1, "sub-1"), kT0);
-  registry.OnBirth(Birth("bat-a", 1, "sub-1"), kT0);
-  registry.OnBirth(Birth("ev-b", 1, "sub-1"), kT0);
-  registry.OnBirth(Birth("load-d", 1, "sub-2"), kT0);
-  CHECK(Ids(registry.AtSubstation("sub-1")) == std::vector<std::string>{"bat-a", "ev-b", "pv-c"});
-  CHECK(Ids(registry.AtSubstation("sub-2")) == std::vector<std::string>{"load-d"});
-  CHECK(registry.AtSubstation("sub-9").empty());
-  CHECK(registry.Substations() == std::vector<std::string>{"sub-1", "sub-2"});
-
-  // ev-b reconnects under sub-2.
-  registry.OnBirth(Birth("ev-b", 2, "sub-2"), kT0 + 1000);
-  CHECK(Ids(registry.AtSubstation("sub-1")) == std::vector<std::string>{"bat-a", "pv-c"});
-  CHECK(Ids(registry.AtSubstation("sub-2")) == std::vector<std::string>{"ev-b", "load-d"});
-
-  // load-d moves to sub-3: sub-2 still has ev-b; after ev-b also moves, sub-2 is gone.
-  registry.OnBirth(Birth("load-d", 2, "sub-3"), kT0 + 2000);
-  registry.OnBirth(Birth("ev-b", 3, "sub-3"), kT0 + 3000);
-  CHECK(registry.AtSubstation("sub-2").empty());
-  CHECK(registry.Substations() == std::vector<std::string>{"sub-1", "sub-3"});
 }

@@ -269,25 +269,28 @@ void Aggregator::HandleResponse(const std::string& der_id, const mqtt::Message& 
   if (!s.ok()) return Reject(s, m.topic);
   Accept();
   ++responses_;
-  // The control a DER follows: confirmed, or gone when it ends or fails.
+  // The control a DER follows ends with it, or when another takes over.
   auto in_force = in_force_.find(der_id);
-  if (in_force != in_force_.end() && in_force->second.command_id == r.command_id()) {
-    switch (r.status()) {
-      case derms::v1::APPLIED:
-        in_force->second.applied = true;
-        break;
-      case derms::v1::CLAMPED:  // follows, but not what we asked: never kept as is
-      case derms::v1::RECEIVED:
-        break;
-      default:
-        in_force_.erase(in_force);
-    }
+  if (in_force != in_force_.end() && in_force->second.command_id == r.command_id() &&
+      r.status() != derms::v1::APPLIED && r.status() != derms::v1::CLAMPED &&
+      r.status() != derms::v1::RECEIVED) {
+    in_force_.erase(in_force);
   }
   auto command = commands_.find(r.command_id());
   if (command != commands_.end()) {
     auto [run_id, member] = command->second;
     auto run = runs_.find(run_id);
     if (run != runs_.end()) {
+      const ActiveRun& active = run->second;
+      const workflow::RunMember& m = active.run->members()[member];
+      // An accepted control is what the DER follows now; a refused one
+      // leaves it following whatever it followed before.
+      if (r.status() == derms::v1::APPLIED || r.status() == derms::v1::CLAMPED) {
+        int64_t begins = active.start_ms > 0 ? active.start_ms : now_ms;
+        in_force_[der_id] = InForce{
+            r.command_id(), run_id, r.status() == derms::v1::APPLIED ? m.target_kw : r.applied_kw(),
+            begins + active.duration_s * 1000, r.status() == derms::v1::APPLIED};
+      }
       run->second.run->OnResponse(member, r.command_id(), r.status(), r.applied_kw(), r.reason());
       if (!run->second.run->Waiting()) Advance(run_id, now_ms);
     }

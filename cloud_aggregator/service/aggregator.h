@@ -88,6 +88,7 @@ class Aggregator {
     int64_t duration_s = 0;
     std::chrono::steady_clock::time_point deadline{};
     std::unordered_map<std::string, size_t> member_index;  // der_id -> run member
+    std::vector<bool> defaulted;  // silent members already told RETURN_TO_DEFAULT
     // A utility's dispatch request: answered when the run ends.
     bool answer = false;
     derms::v1::DispatchResult result;
@@ -95,12 +96,13 @@ class Aggregator {
     std::string correlation_data;
   };
   // The control a DER follows for us.
+  // (From its APPLIED or CLAMPED answer: a refused control changes nothing.)
   struct InForce {
     std::string command_id;
     int64_t run_id = 0;
-    double target_kw = 0;
+    double kw = 0;         // the setpoint, or what it was clamped to
     int64_t ends_ms = 0;   // device time
-    bool applied = false;  // answered APPLIED
+    bool applied = false;  // APPLIED as asked: a later run may keep it
   };
 
   Aggregator(const AggregatorOptions& options, const Clock& clock,

@@ -191,15 +191,18 @@ void Aggregator::StartRun(int root, double requested_kw, storage::DispatchRunRec
   run.run =
       std::make_unique<workflow::DispatchRun>(tree, root, command.command_kw, std::move(members),
                                               duration_s, static_cast<int>(options_.max_rounds));
-  // Setpoints DERs already follow, with more than half their time left,
-  // may be kept rather than re-sent.
+  // What DERs already follow: kept rather than re-sent when close enough
+  // and with more than half their time left, and what a DER that refuses
+  // its new setpoint goes on doing.
   std::vector<workflow::InForceSetpoint> in_force(run.run->members().size());
-  for (size_t i = 0; i < in_force.size() && start_ms == 0; ++i) {
+  for (size_t i = 0; i < in_force.size(); ++i) {
     auto f = in_force_.find(run.run->members()[i].active.der_id);
-    if (f == in_force_.end() || !f->second.applied) continue;
-    if (f->second.ends_ms - now_ms <= duration_s * 1000 / 2) continue;
-    in_force[i] = {f->second.target_kw, f->second.command_id};
+    if (f == in_force_.end() || f->second.ends_ms <= now_ms) continue;
+    bool keepable =
+        start_ms == 0 && f->second.applied && f->second.ends_ms - now_ms > duration_s * 1000 / 2;
+    in_force[i] = {f->second.kw, f->second.command_id, keepable};
   }
+  run.defaulted.assign(in_force.size(), false);
   SendRound(run, run.run->Begin(in_force, options_.setpoint_deadband_kw), now_ms);  // stage 6
   ReleaseUnneeded(run, now_ms);
   if (!run.run->Waiting()) Advance(run_id, now_ms);
@@ -207,8 +210,6 @@ void Aggregator::StartRun(int root, double requested_kw, storage::DispatchRunRec
 
 void Aggregator::SendRound(ActiveRun& run, const std::vector<size_t>& members, int64_t now_ms) {
   const int64_t run_id = run.record.run_id;
-  const int64_t duration_ms = run.duration_s * 1000;
-  const int64_t ends_ms = (run.start_ms > 0 ? run.start_ms : now_ms) + duration_ms;
   for (size_t i : members) {
     const workflow::RunMember& m = run.run->members()[i];
     const std::string& der_id = m.active.der_id;
@@ -221,7 +222,6 @@ void Aggregator::SendRound(ActiveRun& run, const std::vector<size_t>& members, i
     iv->set_duration_s(static_cast<uint32_t>(run.duration_s));
     iv->set_target_kw(m.target_kw);
     Publish(topics::DerControl(der_id), codec::ToBinary(c));
-    in_force_[der_id] = InForce{c.command_id(), run_id, m.target_kw, ends_ms, false};
     commands_[c.command_id()] = {run_id, i};
     run.run->Sent(i, c.command_id());
     store_->Add(storage::ControlRecord{std::move(c), der_id, run_id});
@@ -265,11 +265,11 @@ void Aggregator::Advance(int64_t run_id, int64_t now_ms) {
   auto more = run.run->Correct();
   // Members silent past the deadline are told to return to their default,
   // so the baseline the correction assumed for them is what they do.
-  for (const auto& m : run.run->members()) {
-    if (m.state != workflow::MemberState::kNoAnswer) continue;
-    auto in_force = in_force_.find(m.active.der_id);
-    if (in_force == in_force_.end() || in_force->second.command_id != m.command_id) continue;
-    in_force_.erase(in_force);
+  for (size_t i = 0; i < run.run->members().size(); ++i) {
+    const workflow::RunMember& m = run.run->members()[i];
+    if (m.state != workflow::MemberState::kNoAnswer || run.defaulted[i]) continue;
+    run.defaulted[i] = true;
+    in_force_.erase(m.active.der_id);
     SendCommand(m.active.der_id, derms::v1::RETURN_TO_DEFAULT,
                 fmt::format("no answer to '{}' in time", m.command_id), now_ms);
   }

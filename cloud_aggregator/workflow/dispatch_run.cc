@@ -49,7 +49,7 @@ DispatchRun::DispatchRun(const vder::VderTree& tree, int root, double target_kw,
   members_.reserve(members.size());
   for (auto& a : members) {
     RunMember m;
-    m.target_kw = m.applied_kw = a.member.baseline_kw;
+    m.target_kw = m.applied_kw = m.fallback_kw = a.member.baseline_kw;
     m.active = std::move(a);
     members_.push_back(std::move(m));
   }
@@ -86,10 +86,13 @@ std::vector<size_t> DispatchRun::Allocate() {
 std::vector<size_t> DispatchRun::Begin(const std::vector<InForceSetpoint>& in_force,
                                        double deadband_kw) {
   round_ = 1;
+  for (size_t i = 0; i < members_.size() && i < in_force.size(); ++i) {
+    if (!std::isnan(in_force[i].kw)) members_[i].fallback_kw = in_force[i].kw;
+  }
   auto send = Allocate();
   bool held = false;
   for (size_t i : send) {
-    if (i >= in_force.size() || std::isnan(in_force[i].kw)) continue;
+    if (i >= in_force.size() || !in_force[i].keepable) continue;
     RunMember& m = members_[i];
     if (std::abs(m.target_kw - in_force[i].kw) >= deadband_kw) continue;
     m.held = true;
@@ -128,18 +131,18 @@ void DispatchRun::OnResponse(size_t i, const std::string& command_id,
     case derms::v1::RECEIVED:  // accepted, to start later
     case derms::v1::APPLIED:
       m.state = MemberState::kApplied;
-      m.applied_kw = m.target_kw;
+      m.applied_kw = m.fallback_kw = m.target_kw;
       break;
     case derms::v1::CLAMPED:
       m.state = MemberState::kClamped;
-      m.applied_kw = applied_kw;
+      m.applied_kw = m.fallback_kw = applied_kw;
       break;
     case derms::v1::REJECTED:
     case derms::v1::SUPERSEDED:
     case derms::v1::CANCELLED:
     case derms::v1::EXPIRED:
       m.state = MemberState::kFailed;
-      m.applied_kw = m.active.member.baseline_kw;
+      m.applied_kw = m.fallback_kw;
       break;
     default:
       return;
@@ -159,7 +162,7 @@ std::vector<size_t> DispatchRun::Correct() {
   for (auto& m : members_) {
     if (m.state == MemberState::kSent || m.state == MemberState::kToSend) {
       m.state = MemberState::kNoAnswer;
-      m.applied_kw = m.active.member.baseline_kw;
+      m.applied_kw = m.fallback_kw = m.active.member.baseline_kw;
       m.reason = "no answer before the response deadline";
     }
     // Only failures of the round just ended call for another round.

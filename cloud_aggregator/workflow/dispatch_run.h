@@ -8,13 +8,12 @@
 //   when !run.Waiting() or the response deadline passes:
 //     auto more = run.Correct(); send `more` as above, or finish when empty
 //
-// A member that answers REJECTED (or SUPERSEDED, CANCELLED, EXPIRED) or does
-// not answer by the deadline is assumed to stay at its baseline (the caller
-// tells a silent one to return to its default, making that true); a CLAMPED
-// one at its applied_kw. Correct() pins them there and allocates the same
-// target again, so the shortfall goes to the others. The result reports what
-// was achieved, not what was asked.
-// Not thread-safe. The tree must outlive the run.
+// A member that answers REJECTED (or SUPERSEDED, CANCELLED, EXPIRED) is
+// taken to keep doing what it did (its fallback_kw); one that does not answer
+// by the deadline to be at its baseline (the caller tells it to return to its
+// default, making that true); a CLAMPED one to be at its applied_kw. Correct() pins them there and
+// allocates the same target again, so the shortfall goes to the others. The result reports what was
+// achieved, not what was asked. Not thread-safe. The tree must outlive the run.
 #ifndef DERMS_CLOUD_AGGREGATOR_WORKFLOW_DISPATCH_RUN_H_
 #define DERMS_CLOUD_AGGREGATOR_WORKFLOW_DISPATCH_RUN_H_
 
@@ -50,13 +49,17 @@ struct RunMember {
   std::string command_id;  // of the control it follows for this run
   std::string reason;      // from the answer
   bool held = false;       // keeps a setpoint already in force: no new control
+  // What it does if it refuses a new control: the setpoint it already
+  // follows (an edge keeps its control when it rejects another), else its
+  // baseline.
+  double fallback_kw = 0;
 };
 
-// A setpoint a member already follows (APPLIED) with enough time left to
-// be kept; kw is NaN when there is none.
+// A setpoint a member already follows for us; kw is NaN when there is none.
 struct InForceSetpoint {
   double kw = std::numeric_limits<double>::quiet_NaN();
   std::string command_id;
+  bool keepable = false;  // answered APPLIED and more than half its time left
 };
 
 struct RunResult {

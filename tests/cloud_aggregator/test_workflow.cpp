@@ -752,8 +752,9 @@ TEST_CASE("a member that does not answer by the deadline is assumed at its basel
 
 TEST_CASE("a dispatch run stops correcting after max_rounds", "[unit][workflow]") {
   // Round 1: bat-0 rejects. Round 2 asks bat-1 for 6 and bat-2 for 12; bat-1
-  // rejects too. With two rounds allowed the run ends at 14 kW; with three,
-  // bat-2 is asked for the rest.
+  // rejects too, and so keeps following its round-1 setpoint of 4.5 kW (an
+  // edge keeps its control when it rejects another). With two rounds
+  // allowed the run ends at 18.5 kW; with three, bat-2 is asked for the rest.
   for (int max_rounds : {2, 3}) {
     INFO("max_rounds " << max_rounds);
     RunFixture f;
@@ -775,11 +776,11 @@ TEST_CASE("a dispatch run stops correcting after max_rounds", "[unit][workflow]"
       RunResult r = run.Result();
       CHECK(r.rounds == 2);
       CHECK(r.failed == 2);
-      CHECK(r.achieved_kw == Approx(14));
-      CHECK(r.shortfall_kw == Approx(6));
+      CHECK(r.achieved_kw == Approx(18.5));
+      CHECK(r.shortfall_kw == Approx(1.5));
     } else {
       CHECK(more == std::vector<size_t>{2});
-      CHECK(run.members()[2].target_kw == Approx(18));
+      CHECK(run.members()[2].target_kw == Approx(13.5));
       SendAll(run, more);
       ApplyAll(run);
       CHECK(run.Correct().empty());
@@ -833,8 +834,8 @@ TEST_CASE("a member whose setpoint in force is close to its new target keeps it 
   DispatchRun run = f.Run(20);
   // bat-1 follows 4.3 kW from an earlier run; this run would ask 4.5 kW.
   std::vector<InForceSetpoint> in_force(f.members.size());
-  in_force[1] = {4.3, "cmd-earlier-run"};
-  in_force[2] = {15, "cmd-far-off"};  // 9 kW is wanted: too far to keep
+  in_force[1] = {4.3, "cmd-earlier-run", true};
+  in_force[2] = {15, "cmd-far-off", true};  // 9 kW is wanted: too far to keep
   std::vector<size_t> send = run.Begin(in_force, 0.5);
   CHECK(send == std::vector<size_t>{0, 2});
   const auto& held = run.members()[1];
@@ -863,7 +864,7 @@ TEST_CASE("a held setpoint stays put while a failure's share goes to the others"
   RunFixture f;
   DispatchRun run = f.Run(20);
   std::vector<InForceSetpoint> in_force(f.members.size());
-  in_force[1] = {4.3, "cmd-earlier-run"};
+  in_force[1] = {4.3, "cmd-earlier-run", true};
   SendAll(run, run.Begin(in_force, 0.5));
   run.OnResponse(0, CommandId(run, 0), derms::v1::REJECTED, 0, "no");
   ApplyAll(run);
@@ -887,4 +888,28 @@ TEST_CASE("no setpoint in force, or no deadband, keeps nothing", "[unit][workflo
   DispatchRun b = f.Run(20);
   CHECK(b.Begin(exact, 0) == std::vector<size_t>{0, 1, 2});
   CHECK_FALSE(b.members()[1].held);
+}
+
+TEST_CASE("a member that refuses keeps doing what it did before, not its baseline",
+          "[unit][workflow]") {
+  RunFixture f;
+  // bat-1 follows 3 kW from an earlier run, too little time left to keep it.
+  std::vector<InForceSetpoint> in_force(f.members.size());
+  in_force[1] = {3, "cmd-earlier-run", false};
+  DispatchRun run = f.Run(20);
+  auto sent = run.Begin(in_force, 0.5);
+  CHECK_FALSE(run.members()[1].held);
+  REQUIRE(sent == std::vector<size_t>{0, 1, 2});
+  SendAll(run, sent);
+  run.OnResponse(1, CommandId(run, 1), derms::v1::REJECTED, 0, "locked");
+  ApplyAll(run);
+  CHECK(run.members()[1].applied_kw == 3);
+  // The correction counts its 3 kW (and pv-3 its fixed 2), so the batteries
+  // make up only the rest.
+  auto more = run.Correct();
+  SendAll(run, more);
+  ApplyAll(run);
+  CHECK(run.Correct().empty());
+  CHECK(run.Result().achieved_kw == Approx(20));
+  CHECK(run.members()[0].target_kw + run.members()[2].target_kw == Approx(15));
 }

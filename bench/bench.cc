@@ -10,6 +10,8 @@
 //   minimal-edge the footprint floor: a bare client publishing one telemetry message a second
 //   alloc        allocation down a nested virtual DER tree, beside one pass over the members
 //   vder-memory  resident bytes per DER with the fleet loaded, beside its wire messages' bytes
+//   schedule     the closed-form charging optimum for one device, beside GLPK's LP on the same
+//   instance
 
 #include <fmt/format.h>
 #include <malloc.h>
@@ -36,6 +38,7 @@
 #include "cloud_aggregator/dispatch/der_capability.h"
 #include "cloud_aggregator/registry/der_registry.h"
 #include "cloud_aggregator/registry/validation.h"
+#include "cloud_aggregator/scheduling/charging_optimizer.h"
 #include "cloud_aggregator/service/aggregator.h"
 #include "cloud_aggregator/vder/vder_tree.h"
 #include "cloud_aggregator/workflow/stages.h"
@@ -667,6 +670,75 @@ int VderMemory(int ders) {
   return 0;
 }
 
+// ---- The charging optimiser, in-process ----
+
+// One device over `intervals` 5-minute prices (2,016: a week) from a seeded
+// generator: a daily shape with noise, in cents per MWh, some of it
+// negative. An EV on a 7.4 kW charger wanting 100 kWh stored at 90 %
+// efficiency, free to charge any time in the window. Times OptimizeSingle
+// and SolveSingleWithLp (GLPK's simplex) on the same instance, each the
+// median of `repeats` calls after one untimed warm-up, and dies unless they
+// cost the same to a relative 1e-9.
+int Schedule(int intervals, int repeats) {
+  namespace sched = derms::scheduling;
+  constexpr int64_t kStartMs = 1'700'006'400'000;
+  constexpr int64_t kStepS = 300;
+  std::mt19937_64 rng(42);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  std::vector<sched::PriceInterval> prices;
+  for (int i = 0; i < intervals; ++i) {
+    const double day = static_cast<double>(i * kStepS) / 86400.0;
+    const double shape = 60 + 45 * std::sin(2 * M_PI * (day - 0.3));
+    prices.push_back({kStartMs + i * kStepS * 1000, kStepS,
+                      std::round((shape + 50 * (u(rng) - 0.45)) * 100.0) / 100.0});
+  }
+  sched::ChargeNeed need;
+  need.max_charge_kw = 7.4;
+  need.energy_kwh = 100;
+  need.efficiency = 0.9;
+  need.earliest_start_ms = kStartMs;
+  need.ready_by_ms = kStartMs + static_cast<int64_t>(intervals) * kStepS * 1000;
+  if (Status s = sched::ValidateNeed(need); !s.ok()) Die(s.ToString());
+
+  std::vector<double> ours_ms, lp_ms;
+  sched::ChargingSchedule ours;
+  sched::ChargingSchedule lp;
+  for (int r = 0; r <= repeats; ++r) {
+    auto t0 = Clock::now();
+    ours = sched::OptimizeSingle(need, prices);
+    KeepAlive(ours.cost);
+    auto t1 = Clock::now();
+    auto solved = sched::SolveSingleWithLp(need, prices);
+    auto t2 = Clock::now();
+    if (!solved.ok()) Die(solved.status().ToString());
+    lp = std::move(solved).value();
+    if (r == 0) continue;
+    ours_ms.push_back(Millis(t1 - t0));
+    lp_ms.push_back(Millis(t2 - t1));
+  }
+  if (std::abs(ours.cost - lp.cost) > 1e-9 * std::max(std::abs(ours.cost), std::abs(lp.cost)) ||
+      std::abs(ours.energy_kwh - lp.energy_kwh) > 1e-9 * need.energy_kwh) {
+    Die(fmt::format(
+        "schedule: closed form costs {:.17g} for {:.17g} kWh, the LP {:.17g} for {:.17g}",
+        ours.cost, ours.energy_kwh, lp.cost, lp.energy_kwh));
+  }
+  size_t charged = 0;
+  for (const auto& slot : ours.slots) charged += slot.power_kw > 0;
+  const double ours_med = Median(ours_ms), lp_med = Median(lp_ms);
+  fmt::print(
+      "{{\"name\": \"schedule\", \"intervals\": {}, \"repeats\": {}, \"charged_slots\": {}, "
+      "\"cost\": {:.12g}, \"lp_cost\": {:.12g}, \"immediate_cost\": {:.12g}, "
+      "\"ours_ms\": {:.5f}, \"ours_min_ms\": {:.5f}, \"ours_max_ms\": {:.5f}, "
+      "\"lp_ms\": {:.4f}, \"lp_min_ms\": {:.4f}, \"lp_max_ms\": {:.4f}, \"ratio\": {:.1f}}}\n",
+      intervals, repeats, charged, ours.cost, lp.cost, ours.immediate_cost, ours_med,
+      *std::min_element(ours_ms.begin(), ours_ms.end()),
+      *std::max_element(ours_ms.begin(), ours_ms.end()), lp_med,
+      *std::min_element(lp_ms.begin(), lp_ms.end()), *std::max_element(lp_ms.begin(), lp_ms.end()),
+      lp_med / ours_med);
+  std::fflush(stdout);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -709,6 +781,13 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 10000));
   auto* memory = app.add_subcommand("vder-memory", "resident bytes per DER with the fleet loaded");
   memory->add_option("--ders", fleet_ders, "DERs loaded")->check(CLI::Range(1, 10000000));
+  int intervals = 2016;
+  int schedule_repeats = 21;
+  auto* schedule = app.add_subcommand("schedule", "closed-form charging optimum vs GLPK's LP");
+  schedule->add_option("--intervals", intervals, "5-minute prices (2016: a week)")
+      ->check(CLI::Range(1, 1000000));
+  schedule->add_option("--repeats", schedule_repeats, "timed runs after one warm-up; medians")
+      ->check(CLI::Range(1, 100000));
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::warn);
 
@@ -719,5 +798,6 @@ int main(int argc, char** argv) {
   if (*rt_dispatch) return RoundTripDispatch(broker, ders, dir, timeout_s);
   if (*alloc) return Alloc(fleet_ders, *derms::dispatch::ParsePolicy(policy), repeats);
   if (*memory) return VderMemory(fleet_ders);
+  if (*schedule) return Schedule(intervals, schedule_repeats);
   return MinimalEdge(broker, duration_s);
 }

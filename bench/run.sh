@@ -5,14 +5,16 @@
 # 3) with their spread (min..max).
 #
 #   ./bench/run.sh                      # everything
-#   ./bench/run.sh alloc memory         # only these, of: ingest rt footprint alloc memory
+#   ./bench/run.sh alloc memory         # only these, of: ingest rt footprint alloc memory schedule
 #   BENCH_MESSAGES=100000 BENCH_REPEATS=5 BENCH_BIG_FLEET=0 ./bench/run.sh
 #   BENCH_BUILD_DIR=build-bench BENCH_OUT=/tmp/bench ./bench/run.sh alloc
 #
 # ingest, rt and footprint go through the broker; alloc (dispatch allocation
 # down a virtual DER tree vs one pass over the members, per policy) and
 # memory (aggregator bytes per DER with the fleet loaded vs the DER's wire
-# messages, one process per run) are in-process.
+# messages, one process per run) are in-process, and so is schedule (the
+# cheapest charging schedule for one device over a week of 5-minute prices,
+# closed form vs GLPK's simplex on the same instance, same cost required).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -22,11 +24,13 @@ BIG=${BENCH_BIG_FLEET:-10000}      # 0 skips the 10,000-agent round trip
 FOOTPRINT_S=${BENCH_FOOTPRINT_S:-20}
 FLEET=${BENCH_FLEET_DERS:-100000}  # DERs in the alloc and memory benchmarks
 ALLOC_REPEATS=${BENCH_ALLOC_REPEATS:-5}  # timed allocations per alloc run, after a warm-up
+SCHED_INTERVALS=${BENCH_SCHEDULE_INTERVALS:-2016}  # 5-minute prices: a week
+SCHED_REPEATS=${BENCH_SCHEDULE_REPEATS:-21}       # timed solves of each kind per schedule run
 POLICIES=${BENCH_POLICIES:-pro_rata soc_balance merit_order fair_share}
 BUILD=${BENCH_BUILD_DIR:-build}    # another tree is configured and built here, bench targets only
 DIR=${BENCH_OUT:-$ROOT/var/bench}  # replaced
 
-ALL="ingest rt footprint alloc memory"
+ALL="ingest rt footprint alloc memory schedule"
 SEL=${*:-$ALL}
 for b in $SEL; do
   case " $ALL " in *" $b "*) ;; *) echo "run.sh: unknown benchmark '$b' (one of: $ALL)" >&2; exit 2 ;; esac
@@ -175,6 +179,19 @@ if want memory; then
   collect_pair vder_memory vder_memory_wire memory_run
 fi
 
+# Prints the closed form's median ms and GLPK's, from one process (which
+# fails unless both find the same cost).
+schedule_run() {
+  "$BENCH" schedule --intervals "$SCHED_INTERVALS" --repeats "$SCHED_REPEATS" > "$DIR/schedule.out" \
+    || return 1
+  echo "$(field ours_ms "$DIR/schedule.out") $(field lp_ms "$DIR/schedule.out")"
+}
+if want schedule; then
+  echo "Charging schedule, one device, $SCHED_INTERVALS 5-minute prices: closed form vs GLPK LP," \
+    "$SCHED_REPEATS solves each per run" >&2
+  collect_pair schedule schedule_lp schedule_run
+fi
+
 med() { echo "${S[$1]}" | cut -d' ' -f1; }
 spread() { echo "${S[$1]}" | awk '{printf "%s..%s", $2, $3}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
@@ -221,6 +238,12 @@ CPU_MODEL=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)
       "$(med vder_memory)" "$(spread vder_memory)" "$(med vder_memory_wire)" \
       "$(ratio "$(med vder_memory)" "$(med vder_memory_wire)")"
   fi
+  if want schedule; then
+    # The ratio here is the baseline over ours: how many times faster.
+    printf '%-58s %14s %18s %14s %8s\n' "schedule ms, week of 5-min prices vs GLPK LP (goal >= 100)" \
+      "$(med schedule)" "$(spread schedule)" "$(med schedule_lp)" \
+      "$(ratio "$(med schedule_lp)" "$(med schedule)")"
+  fi
 } | tee "$DIR/table.txt"
 
 # One entry a line, joined with commas.
@@ -229,6 +252,9 @@ J=("\"machine\": {\"cores\": $(nproc), \"cpu\": \"$CPU_MODEL\"}"
    "\"messages\": $M, \"repeats\": $R")
 if want alloc || want memory; then
   J+=("\"fleet_ders\": $FLEET, \"alloc_repeats_per_run\": $ALLOC_REPEATS")
+fi
+if want schedule; then
+  J+=("\"schedule_intervals\": $SCHED_INTERVALS, \"schedule_repeats_per_run\": $SCHED_REPEATS")
 fi
 for k in "${!S[@]}"; do
   read -r m lo hi <<< "${S[$k]}"

@@ -29,6 +29,12 @@ std::unique_ptr<google::protobuf::Message> NewMessageFor(topics::Kind kind) {
       return std::make_unique<v1::DispatchResult>();
     case Kind::kVderStatus:
       return std::make_unique<v1::VirtualDerStatus>();
+    case Kind::kForecast:  // forecast/price/{node}: the only kind so far
+      return std::make_unique<v1::PriceForecast>();
+    case Kind::kScheduleRequest:
+      return std::make_unique<v1::ScheduleRequest>();
+    case Kind::kScheduleResult:
+      return std::make_unique<v1::ScheduleResult>();
     default:
       return nullptr;
   }

@@ -114,6 +114,11 @@ std::string VderDispatchResult(std::string_view vder_id) {
   return std::string(kRoot) + "vder/" + std::string(vder_id) + "/dispatch/result";
 }
 std::string VderStatus(std::string_view vder_id) { return Join("vder", vder_id, "status"); }
+std::string PriceForecast(std::string_view node) { return Join("forecast", "price", node); }
+std::string ScheduleRequest() { return Join("schedule", "request"); }
+std::string ScheduleResult(std::string_view request_id) {
+  return Join("schedule", request_id, "result");
+}
 std::string AllDers(std::string_view leaf) { return Join("der", "+", leaf); }
 std::string Filter(std::string_view relative) { return std::string(kRoot) + std::string(relative); }
 

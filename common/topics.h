@@ -58,6 +58,9 @@ std::string GridStatus(std::string_view substation_id);
 std::string VderDispatch(std::string_view vder_id);
 std::string VderDispatchResult(std::string_view vder_id);
 std::string VderStatus(std::string_view vder_id);
+std::string PriceForecast(std::string_view node);  // forecast/price/{node}
+std::string ScheduleRequest();
+std::string ScheduleResult(std::string_view request_id);
 // "derms/v1/der/+/<leaf>" style filters for subscriptions.
 std::string AllDers(std::string_view leaf);
 std::string Filter(std::string_view relative);  // kRoot + relative

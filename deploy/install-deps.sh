@@ -11,6 +11,8 @@ PACKAGES=(
   libsqlite3-dev sqlite3
   libfmt-dev libspdlog-dev libcli11-dev libtomlplusplus-dev
   catch2
+  libglpk-dev
+  python3-scipy
 )
 
 missing=()

@@ -57,7 +57,8 @@ Aggregator::Aggregator(const AggregatorOptions& options, const Clock& clock,
           client_.get(),
           mqtt::SessionOptions{{topics::AllDers("birth"), topics::AllDers("status"),
                                 topics::AllDers("telemetry"), topics::AllDers("response"),
-                                topics::Filter("grid/+/status"), topics::Filter("vder/+/dispatch")},
+                                topics::Filter("grid/+/status"), topics::Filter("vder/+/dispatch"),
+                                topics::Filter("forecast/+/+"), topics::ScheduleRequest()},
                                500,
                                30000,
                                1}),
@@ -68,6 +69,7 @@ Aggregator::Aggregator(const AggregatorOptions& options, const Clock& clock,
       costs_(options.vders.costs),
       last_run_id_(store_->last_run_id()) {
   vders_ = static_cast<uint32_t>(fleet_->tree().size());
+  LoadPrices(store_->TakeStoredForecasts());
   // Paho's thread only hands the message over; the queue bound pushes back on
   // the broker when the processing thread falls behind.
   client_->SetMessageHandler([this](mqtt::Message m) { inbound_.Push(std::move(m)); });
@@ -187,6 +189,10 @@ void Aggregator::Handle(const mqtt::Message& m, int64_t now_ms) {
       return HandleGridStatus(id, m, now_ms);
     case topics::Kind::kVderDispatch:
       return HandleDispatchRequest(id, m, now_ms);
+    case topics::Kind::kForecast:
+      return HandlePriceForecast(id, parsed->key, m, now_ms);
+    case topics::Kind::kScheduleRequest:
+      return HandleScheduleRequest(m, now_ms);
     default:
       Reject(Status::Error("unexpected_topic",
                            fmt::format("topic '{}' is not one the aggregator consumes", m.topic)),
@@ -276,6 +282,7 @@ void Aggregator::HandleResponse(const std::string& der_id, const mqtt::Message& 
       r.status() != derms::v1::RECEIVED) {
     in_force_.erase(in_force);
   }
+  if (schedule_commands_.count(r.command_id())) OnScheduleResponse(r, now_ms);
   auto command = commands_.find(r.command_id());
   if (command != commands_.end()) {
     auto [run_id, member] = command->second;

@@ -19,6 +19,7 @@
 
 #include "cloud_aggregator/dispatch/der_capability.h"
 #include "cloud_aggregator/registry/der_registry.h"
+#include "cloud_aggregator/scheduling/price_book.h"
 #include "cloud_aggregator/service/aggregator_options.h"
 #include "cloud_aggregator/storage/store.h"
 #include "cloud_aggregator/vder/vder_tree.h"
@@ -140,6 +141,22 @@ class Aggregator {
   void AnswerDispatch(const derms::v1::DispatchResult& result, const std::string& response_topic,
                       const std::string& correlation_data);
 
+  // Charging schedules (aggregator_schedule.cc).
+  struct ScheduleEntry {
+    derms::v1::ScheduleRequest request;
+    derms::v1::ScheduleResult result;
+    int64_t received_ms = 0;
+  };
+  void LoadPrices(std::vector<derms::v1::PriceForecast> stored);
+  void HandlePriceForecast(const std::string& kind, const std::string& node, const mqtt::Message& m,
+                           int64_t now_ms);
+  void HandleScheduleRequest(const mqtt::Message& m, int64_t now_ms);
+  // Solves, and sends the schedule to the DER when asked; fills entry.result.
+  void SolveSchedule(ScheduleEntry& entry, int64_t now_ms);
+  void OnScheduleResponse(const derms::v1::ControlResponse& r, int64_t now_ms);
+  void PublishSchedule(const ScheduleEntry& entry, const std::string& response_topic,
+                       const std::string& correlation_data, int64_t now_ms);
+
   void Periodic(int64_t now_ms);
   void PublishStatus(bool online, int64_t now_ms);
   std::string StatusJson(bool online, int64_t now_ms) const;
@@ -168,6 +185,10 @@ class Aggregator {
   std::map<int64_t, ActiveRun> runs_;                                     // by run id
   std::unordered_map<std::string, std::pair<int64_t, size_t>> commands_;  // -> run, member
   std::unordered_map<std::string, InForce> in_force_;                     // by der_id
+  scheduling::PriceBook price_book_;
+  std::map<std::string, ScheduleEntry> schedules_;                  // by request_id
+  std::unordered_map<std::string, std::string> schedule_commands_;  // command_id -> request_id
+  uint64_t schedules_made_ = 0;
   int64_t last_run_id_;
   std::chrono::steady_clock::time_point next_status_{};
   std::chrono::steady_clock::time_point next_periodic_{};

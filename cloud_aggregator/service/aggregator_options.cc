@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "common/config.h"
+#include "common/topics.h"
 
 namespace derms::aggregator {
 namespace {
@@ -68,6 +69,23 @@ Status AggregatorOptions::Validate() const {
         fmt::format("vder_status.change_kw {} must be a number >= 0", vder_status_change_kw));
   }
   if (inbound_queue < 100) return Invalid("inbound_queue must be >= 100");
+  for (const auto& [substation, node] : schedule_nodes) {
+    if (!topics::IsValidId(substation) || !topics::IsValidId(node)) {
+      return Invalid(fmt::format("schedule.nodes.{} = '{}': both must match [A-Za-z0-9_-]{{1,64}}",
+                                 substation, node));
+    }
+  }
+  if (!schedule_default_node.empty() && !topics::IsValidId(schedule_default_node)) {
+    return Invalid(fmt::format("schedule.default_node '{}' must match [A-Za-z0-9_-]{{1,64}}",
+                               schedule_default_node));
+  }
+  if (schedule_priority < -1000 || schedule_priority > 1000) {
+    return Invalid(
+        fmt::format("schedule.control_priority {} outside [-1000, 1000]", schedule_priority));
+  }
+  if (price_keep_days < 1 || price_keep_days > 3650) {
+    return Invalid(fmt::format("schedule.keep_prices_days {} outside [1, 3650]", price_keep_days));
+  }
   auto tree = vder::VderTree::Build(vders.vders);
   if (!tree.ok()) return tree.status();
   return Status::Ok();
@@ -99,7 +117,11 @@ Status LoadAggregatorOptions(const std::string& path, AggregatorOptions* o) {
                                      "vder_status.min_interval_ms",
                                      "vder_status.change_kw",
                                      "vder",
-                                     "costs.*"});
+                                     "costs.*",
+                                     "schedule.default_node",
+                                     "schedule.control_priority",
+                                     "schedule.keep_prices_days",
+                                     "schedule.nodes.*"});
   if (!s.ok()) return s;
   Status results[] = {
       config::Get(t, path, "broker", &o->broker_uri),
@@ -122,9 +144,22 @@ Status LoadAggregatorOptions(const std::string& path, AggregatorOptions* o) {
       config::Get(t, path, "vder_status.interval_s", &o->vder_status_interval_s),
       config::Get(t, path, "vder_status.min_interval_ms", &o->vder_status_min_interval_ms),
       config::Get(t, path, "vder_status.change_kw", &o->vder_status_change_kw),
+      config::Get(t, path, "schedule.default_node", &o->schedule_default_node),
+      config::Get(t, path, "schedule.control_priority", &o->schedule_priority),
+      config::Get(t, path, "schedule.keep_prices_days", &o->price_keep_days),
   };
   for (const auto& r : results) {
     if (!r.ok()) return r;
+  }
+  if (const toml::table* nodes = t.at_path("schedule.nodes").as_table()) {
+    for (const auto& [substation, node] : *nodes) {
+      auto value = node.value_exact<std::string>();
+      if (!value) {
+        return Status::Error("config_error", fmt::format("{}: schedule.nodes.{} must be a string",
+                                                         path, substation.str()));
+      }
+      o->schedule_nodes[std::string(substation.str())] = *value;
+    }
   }
   auto vders = ReadVderConfig(t, path);
   if (!vders.ok()) return vders.status();

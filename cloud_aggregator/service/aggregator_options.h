@@ -4,6 +4,7 @@
 #define DERMS_CLOUD_AGGREGATOR_SERVICE_AGGREGATOR_OPTIONS_H_
 
 #include <cstdint>
+#include <map>
 #include <string>
 
 #include "cloud_aggregator/service/vder_config.h"
@@ -51,6 +52,15 @@ struct AggregatorOptions {
   int64_t vder_status_interval_s = 30;
   int64_t vder_status_min_interval_ms = 1000;
   double vder_status_change_kw = 1.0;
+  // Charging schedules ([schedule]). A request naming a DER but no node is
+  // priced at the node of the DER's substation, else at `default_node`.
+  std::map<std::string, std::string> schedule_nodes;  // substation_id -> pricing node
+  std::string schedule_default_node;
+  // Priority of the schedule Controls sent to DERs: above dispatch's 0, so
+  // the next grid run does not undo an owner's schedule.
+  int64_t schedule_priority = 1;
+  // Price forecasts for intervals that ended longer ago than this are purged.
+  int64_t price_keep_days = 31;
   // Virtual DERs and merit-order costs ([[vder]], [costs]); re-read from
   // `config_path` on SIGHUP.
   VderConfig vders;

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <tuple>
 
 namespace derms::storage {
 namespace {
@@ -64,7 +65,17 @@ CREATE TABLE IF NOT EXISTS dispatch_allocations (
   applied_kw REAL, state TEXT NOT NULL, command_id TEXT, reason TEXT,
   PRIMARY KEY (run_id, der_id)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS dispatch_allocations_by_der ON dispatch_allocations (der_id, run_id);
-PRAGMA user_version = 2;
+CREATE TABLE IF NOT EXISTS price_forecasts (
+  id INTEGER PRIMARY KEY, node TEXT NOT NULL, issued_ms INTEGER NOT NULL, kind TEXT NOT NULL,
+  start_ms INTEGER NOT NULL, duration_s INTEGER NOT NULL, price_per_mwh REAL NOT NULL,
+  received_ms INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS price_forecasts_by_end ON price_forecasts (start_ms + duration_s * 1000);
+CREATE TABLE IF NOT EXISTS schedule_requests (
+  request_id TEXT PRIMARY KEY, der_id TEXT, node TEXT, status TEXT NOT NULL,
+  received_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, energy_kwh REAL, cost REAL,
+  immediate_cost REAL, shortfall_kwh REAL, reason TEXT, command_id TEXT,
+  request BLOB NOT NULL, result BLOB NOT NULL);
+PRAGMA user_version = 3;
 )sql";
 
 // Schema 1 (the first release) had a narrower dispatch_runs: it is kept as
@@ -168,10 +179,20 @@ struct Store::Statements {
         insert_allocation(db,
                           "INSERT OR REPLACE INTO dispatch_allocations VALUES "
                           "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
+        insert_price(db,
+                     "INSERT INTO price_forecasts (node, issued_ms, kind, start_ms, duration_s, "
+                     "price_per_mwh, received_ms) VALUES (?,?,?,?,?,?,?)"),
+        purge_prices(db, "DELETE FROM price_forecasts WHERE start_ms + duration_s * 1000 < ?"),
+        upsert_schedule(db,
+                        "INSERT INTO schedule_requests VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,"
+                        "?12,?13,?14) ON CONFLICT(request_id) DO UPDATE SET status=?4, "
+                        "updated_ms=?6, energy_kwh=?7, cost=?8, immediate_cost=?9, "
+                        "shortfall_kwh=?10, reason=?11, command_id=?12, result=?14"),
         begin(db, "BEGIN"),
         commit(db, "COMMIT") {}
   Stmt upsert_der, insert_birth, insert_status, insert_telemetry, insert_control, insert_response,
-      insert_grid, insert_run, insert_allocation, begin, commit;
+      insert_grid, insert_run, insert_allocation, insert_price, purge_prices, upsert_schedule,
+      begin, commit;
 };
 
 StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
@@ -213,6 +234,37 @@ Store::Store(const StoreOptions& options, sqlite3* db)
                          nullptr) == SQLITE_OK &&
       sqlite3_step(stmt) == SQLITE_ROW) {
     last_run_id_ = sqlite3_column_int64(stmt, 0);
+  }
+  sqlite3_finalize(stmt);
+  // The forecasts as they arrived, one PriceForecast per (arrival, node,
+  // issue, kind) run of rows, to rebuild the merged price timeline.
+  if (sqlite3_prepare_v2(db_,
+                         "SELECT node, issued_ms, kind, start_ms, duration_s, price_per_mwh, "
+                         "received_ms FROM price_forecasts ORDER BY id",
+                         -1, &stmt, nullptr) == SQLITE_OK) {
+    std::tuple<std::string, int64_t, std::string, int64_t> current;
+    while (sqlite3_step(stmt) == SQLITE_ROW) {
+      auto text = [&](int i) {
+        const unsigned char* t = sqlite3_column_text(stmt, i);
+        return std::string(t ? reinterpret_cast<const char*>(t) : "");
+      };
+      std::tuple<std::string, int64_t, std::string, int64_t> key{
+          text(0), sqlite3_column_int64(stmt, 1), text(2), sqlite3_column_int64(stmt, 6)};
+      if (forecasts_.empty() || key != current) {
+        current = key;
+        derms::v1::PriceForecast f;
+        f.set_node(std::get<0>(key));
+        f.set_issued_ms(std::get<1>(key));
+        derms::v1::ForecastKind kind = derms::v1::SHORT_TERM;
+        derms::v1::ForecastKind_Parse(std::get<2>(key), &kind);
+        f.set_kind(kind);
+        forecasts_.push_back(std::move(f));
+      }
+      auto* iv = forecasts_.back().add_intervals();
+      iv->set_start_ms(sqlite3_column_int64(stmt, 3));
+      iv->set_duration_s(static_cast<uint32_t>(sqlite3_column_int64(stmt, 4)));
+      iv->set_price_per_mwh(sqlite3_column_double(stmt, 5));
+    }
   }
   sqlite3_finalize(stmt);
   statements_ = std::make_unique<Statements>(db_);
@@ -443,6 +495,39 @@ void Store::Write(const Record& record) {
         ++counters_.errors;
       }
     }
+  } else if (const auto* r = std::get_if<PriceForecastRecord>(&record)) {
+    const auto& f = r->forecast;
+    for (const auto& iv : f.intervals()) {
+      changed = st.insert_price.Bind(1, f.node())
+                    .Bind(2, f.issued_ms())
+                    .Bind(3, derms::v1::ForecastKind_Name(f.kind()))
+                    .Bind(4, iv.start_ms())
+                    .Bind(5, static_cast<int64_t>(iv.duration_s()))
+                    .Bind(6, iv.price_per_mwh())
+                    .Bind(7, r->received_ms)
+                    .Run();
+      if (changed < 0) break;
+    }
+  } else if (const auto* r = std::get_if<PurgePricesRecord>(&record)) {
+    changed = st.purge_prices.Bind(1, r->before_ms).Run();
+  } else if (const auto* r = std::get_if<ScheduleRecord>(&record)) {
+    const auto& q = r->request;
+    const auto& a = r->result;
+    changed = st.upsert_schedule.Bind(1, a.request_id())
+                  .Bind(2, q.der_id())
+                  .Bind(3, a.node())
+                  .Bind(4, derms::v1::ScheduleStatus_Name(a.status()))
+                  .Bind(5, r->received_ms)
+                  .Bind(6, r->updated_ms)
+                  .Bind(7, a.energy_kwh())
+                  .Bind(8, a.cost())
+                  .Bind(9, a.immediate_cost())
+                  .Bind(10, a.shortfall_kwh())
+                  .Bind(11, a.reason())
+                  .Bind(12, a.command_id())
+                  .BindBlob(13, q.SerializeAsString())
+                  .BindBlob(14, a.SerializeAsString())
+                  .Run();
   }
   if (changed < 0) {
     ++counters_.errors;

@@ -110,8 +110,27 @@ struct DispatchRunRecord {
   std::vector<AllocationRow> allocations;
 };
 
+// A price forecast as received (one row per interval). The merged price
+// timeline is rebuilt from these, in arrival order, when the aggregator starts.
+struct PriceForecastRecord {
+  derms::v1::PriceForecast forecast;
+  int64_t received_ms;
+};
+// Removes forecast rows whose interval ended before `before_ms`.
+struct PurgePricesRecord {
+  int64_t before_ms;
+};
+// A charging schedule request and its latest status (upserted by request_id).
+struct ScheduleRecord {
+  derms::v1::ScheduleRequest request;
+  derms::v1::ScheduleResult result;
+  int64_t received_ms;
+  int64_t updated_ms;
+};
+
 using Record = std::variant<BirthRecord, StatusRecord, TelemetryRecord, ControlRecord,
-                            ResponseRecord, GridStatusRecord, DispatchRunRecord>;
+                            ResponseRecord, GridStatusRecord, DispatchRunRecord,
+                            PriceForecastRecord, PurgePricesRecord, ScheduleRecord>;
 
 struct StoreCounters {
   std::atomic<uint64_t> committed{0};   // rows written
@@ -134,6 +153,8 @@ class Store {
   void Flush();
   // The largest dispatch run id stored (0 for a new database), read at open.
   int64_t last_run_id() const { return last_run_id_; }
+  // The stored price forecasts, in arrival order, read at open (moved out).
+  std::vector<derms::v1::PriceForecast> TakeStoredForecasts() { return std::move(forecasts_); }
   const StoreCounters& counters() const { return counters_; }
   const std::string& path() const { return options_.path; }
 
@@ -150,6 +171,7 @@ class Store {
   const StoreOptions options_;
   sqlite3* db_;  // used only by the writer thread after Open
   int64_t last_run_id_ = 0;
+  std::vector<derms::v1::PriceForecast> forecasts_;
   StoreCounters counters_;
   BlockingQueue<Item> queue_;
   struct Statements;

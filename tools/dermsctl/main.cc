@@ -1,6 +1,6 @@
 // dermsctl: the operator's command line. Publishes grid status, dispatch
-// requests and controls, and watches any derms/v1 topic as one JSON line per
-// message.
+// requests, controls, price forecasts (from CSV) and charging schedule
+// requests, and watches any derms/v1 topic as one JSON line per message.
 
 #include <fmt/format.h>
 #include <unistd.h>
@@ -9,11 +9,17 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <ctime>
+#include <fstream>
 #include <functional>
+#include <iomanip>
 #include <iostream>
 #include <map>
+#include <optional>
+#include <sstream>
 #include <thread>
 
+#include "cloud_aggregator/scheduling/price_book.h"
 #include "common/blocking_queue.h"
 #include "common/cli_overrides.h"
 #include "common/clock.h"
@@ -204,6 +210,86 @@ int PrintStatus(const Common& c) {
   return 0;
 }
 
+// A time on the command line: epoch milliseconds, ISO-8601 UTC
+// ("2026-11-21T18:00:00Z"), or relative to now ("+90m", "+4h", "+2d").
+derms::StatusOr<int64_t> ParseTime(const std::string& flag, const std::string& text,
+                                   int64_t now_ms) {
+  auto bad = [&] {
+    return Status::Error("invalid_argument",
+                         fmt::format("{} '{}': give epoch ms, an ISO-8601 UTC time "
+                                     "(2026-11-21T18:00:00Z) or +N[smhd] from now",
+                                     flag, text));
+  };
+  if (text.empty()) return bad();
+  if (text[0] == '+') {
+    char unit = text.back();
+    int64_t scale = unit == 's'   ? 1000
+                    : unit == 'm' ? 60000
+                    : unit == 'h' ? 3600000
+                    : unit == 'd' ? 86400000
+                                  : 0;
+    if (scale == 0 || text.size() < 3) return bad();
+    try {
+      size_t used = 0;
+      double n = std::stod(text.substr(1, text.size() - 2), &used);
+      if (used != text.size() - 2 || !(n >= 0)) return bad();
+      return now_ms + static_cast<int64_t>(n * scale);
+    } catch (const std::exception&) {
+      return bad();
+    }
+  }
+  if (std::all_of(text.begin(), text.end(), ::isdigit)) {
+    try {
+      return static_cast<int64_t>(std::stoll(text));
+    } catch (const std::exception&) {
+      return bad();
+    }
+  }
+  std::tm tm{};
+  std::istringstream in(text);
+  in >> std::get_time(&tm, "%Y-%m-%dT%H:%M:%S");
+  if (in.fail()) return bad();
+  std::string rest;
+  in >> rest;
+  if (!rest.empty() && rest != "Z") return bad();
+  return static_cast<int64_t>(timegm(&tm)) * 1000;
+}
+
+// dermsctl prices import FILE: each forecast of the CSV file to
+// forecast/price/{node}.
+int ImportPrices(const Common& c, const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Fail(fmt::format("prices import: cannot read '{}'", path));
+  std::stringstream text;
+  text << in.rdbuf();
+  auto forecasts = derms::scheduling::ParsePriceCsv(text.str(), path);
+  if (!forecasts.ok()) return Fail(forecasts.status().message());
+  auto client = Connect(c, nullptr);
+  if (!client.ok()) return Fail(client.status().message());
+  size_t intervals = 0;
+  for (const auto& f : *forecasts) {
+    derms::v1::PriceForecast wire;
+    wire.set_node(f.node);
+    wire.set_issued_ms(f.issued_ms);
+    wire.set_kind(f.kind == derms::scheduling::ForecastKind::kLongTerm ? derms::v1::LONG_TERM
+                                                                       : derms::v1::SHORT_TERM);
+    for (const auto& iv : f.intervals) {
+      auto* out = wire.add_intervals();
+      out->set_start_ms(iv.start_ms);
+      out->set_duration_s(static_cast<uint32_t>(iv.duration_s));
+      out->set_price_per_mwh(iv.price_per_mwh);
+    }
+    intervals += f.intervals.size();
+    Status s = (*client)->PublishAndWait(
+        mqtt::Message{topics::PriceForecast(f.node), derms::codec::ToJson(wire), 1, false, {}, {}},
+        milliseconds(5000));
+    if (!s.ok()) return Fail(s.message());
+  }
+  (*client)->Disconnect();
+  fmt::print("published {} forecasts ({} intervals) from {}\n", forecasts->size(), intervals, path);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -254,6 +340,46 @@ int main(int argc, char** argv) {
   auto* status = app.add_subcommand("status",
                                     "print the aggregator's status and the virtual DER "
                                     "tree with live aggregates and each one's last run");
+
+  auto* prices = app.add_subcommand("prices", "price forecasts");
+  prices->require_subcommand(1);
+  auto* prices_import = prices->add_subcommand(
+      "import",
+      "publish the forecasts of a CSV file (header node,issued_ms,kind,start_ms,duration_s,"
+      "price_per_mwh; kind short_term or long_term) to forecast/price/{node}");
+  std::string csv_path;
+  prices_import->add_option("file", csv_path, "CSV file")->required()->check(CLI::ExistingFile);
+
+  auto* schedule = app.add_subcommand("schedule", "charging schedules at lowest cost");
+  schedule->require_subcommand(1);
+  auto* schedule_request = schedule->add_subcommand(
+      "request", "send a ScheduleRequest and print the result (and its delivery to the DER)");
+  derms::v1::ScheduleRequest sq;
+  std::string sq_id, sq_node, sq_der, earliest = "+0s", ready_by;
+  double max_charge_kw = 0, energy_kwh = 0;
+  std::optional<double> soc_pct, capacity_kwh, efficiency, undelivered_price;
+  bool no_execute = false;
+  schedule_request->add_option("--request-id", sq_id, "default: generated");
+  schedule_request->add_option("--node", sq_node, "pricing node");
+  schedule_request->add_option("--der", sq_der, "DER to schedule (and send the schedule to)");
+  schedule_request->add_option("--max-charge-kw", max_charge_kw, "charge power limit, kW")
+      ->required();
+  schedule_request->add_option("--energy-kwh", energy_kwh, "energy to store by ready-by, kWh")
+      ->required();
+  schedule_request->add_option("--earliest", earliest,
+                               "earliest start: epoch ms, ISO-8601 UTC or +N[smhd] (default now)");
+  schedule_request->add_option("--ready-by", ready_by, "ready by: same forms")->required();
+  schedule_request->add_option("--soc-pct", soc_pct, "state of charge now, %");
+  schedule_request->add_option("--capacity-kwh", capacity_kwh, "storage capacity, kWh");
+  schedule_request->add_option("--efficiency", efficiency, "charging efficiency, (0, 1]");
+  schedule_request->add_option("--undelivered-price", undelivered_price,
+                               "price per MWh of energy left undelivered");
+  schedule_request->add_flag("--no-execute", no_execute, "do not send the schedule to the DER");
+  schedule_request->add_option("--wait", c.wait_s, "seconds to wait for answers (default 5)");
+  auto* schedule_get = schedule->add_subcommand(
+      "get", "print the latest result of a request (retained on schedule/{id}/result)");
+  std::string get_id;
+  schedule_get->add_option("request_id", get_id, "request id")->required();
 
   auto* watch = app.add_subcommand("watch", "print every message under FILTER as a JSON line");
   std::string filter = "#";
@@ -322,5 +448,39 @@ int main(int argc, char** argv) {
                    });
   }
   if (*status) return PrintStatus(c);
+  if (*prices_import) return ImportPrices(c, csv_path);
+  if (*schedule_get) {
+    check_id("request_id", get_id);
+    c.wait_s = 3;
+    return Watch(c, topics::ScheduleResult(get_id), 1, stop);
+  }
+  if (*schedule_request) {
+    sq.set_request_id(sq_id.empty() ? fmt::format("sched-{}", now) : sq_id);
+    check_id("--request-id", sq.request_id());
+    if (!sq_node.empty()) check_id("--node", sq_node);
+    if (!sq_der.empty()) check_id("--der", sq_der);
+    sq.set_node(sq_node);
+    sq.set_der_id(sq_der);
+    sq.set_max_charge_kw(max_charge_kw);
+    sq.set_energy_kwh(energy_kwh);
+    auto from = ParseTime("--earliest", earliest, now);
+    auto to = ParseTime("--ready-by", ready_by, now);
+    if (!from.ok()) return Fail(from.status().message());
+    if (!to.ok()) return Fail(to.status().message());
+    sq.set_earliest_start_ms(*from);
+    sq.set_ready_by_ms(*to);
+    if (soc_pct) sq.set_soc_pct(*soc_pct);
+    if (capacity_kwh) sq.set_capacity_kwh(*capacity_kwh);
+    if (efficiency) sq.set_efficiency(*efficiency);
+    if (undelivered_price) sq.set_undelivered_price_per_mwh(*undelivered_price);
+    if (no_execute) sq.set_execute(false);
+    return Request(c, topics::ScheduleRequest(), derms::codec::ToJson(sq),
+                   topics::ScheduleResult(sq.request_id()), [](const mqtt::Message& a) {
+                     derms::v1::ScheduleResult r;
+                     if (!derms::codec::ParseOperator(a.payload, a.topic, &r).ok()) return false;
+                     // Solved and sent to a DER: wait for its delivery too.
+                     return r.status() != derms::v1::SCHEDULE_SOLVED || r.command_id().empty();
+                   });
+  }
   return Watch(c, filter, count, stop);
 }

@@ -1,0 +1,282 @@
+// The aggregator's charging schedules: price forecasts in (forecast/price/
+// {node}), merged into the price book and stored; schedule requests in
+// (schedule/request), solved by scheduling::OptimizeSingle, answered on
+// schedule/{request_id}/result (retained, so it can be fetched again) and on
+// the MQTT 5 response topic, and carried out by the DER's edge agent as one
+// multi-interval Control when the request names a DER.
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "cloud_aggregator/scheduling/charging_optimizer.h"
+#include "cloud_aggregator/service/aggregator.h"
+#include "common/codec.h"
+#include "common/topics.h"
+
+namespace derms::aggregator {
+namespace {
+
+constexpr const char* kScheduleCommandPrefix = "sch-";
+
+scheduling::PriceForecast FromWire(const derms::v1::PriceForecast& f) {
+  scheduling::PriceForecast out;
+  out.node = f.node();
+  out.issued_ms = f.issued_ms();
+  out.kind = f.kind() == derms::v1::LONG_TERM ? scheduling::ForecastKind::kLongTerm
+                                              : scheduling::ForecastKind::kShortTerm;
+  for (const auto& iv : f.intervals()) {
+    out.intervals.push_back(
+        {iv.start_ms(), static_cast<int64_t>(iv.duration_s()), iv.price_per_mwh()});
+  }
+  return out;
+}
+
+Status Invalid(const std::string& request_id, const std::string& message) {
+  return Status::Error("invalid_field",
+                       fmt::format("schedule request '{}': {}", request_id, message));
+}
+
+}  // namespace
+
+void Aggregator::LoadPrices(std::vector<derms::v1::PriceForecast> stored) {
+  size_t loaded = 0;
+  for (const auto& f : stored) {
+    scheduling::PriceForecast forecast = FromWire(f);
+    // Stored rows passed validation when they arrived; a row edited by hand
+    // since is skipped rather than trusted.
+    if (!scheduling::ValidateForecast(forecast).ok()) continue;
+    price_book_.Merge(forecast);
+    ++loaded;
+  }
+  price_book_.Purge(clock_.NowMs(), options_.price_keep_days * 86400 * 1000);
+  if (loaded > 0) {
+    spdlog::info("price book: {} stored forecasts for {} nodes", loaded,
+                 price_book_.Nodes().size());
+  }
+}
+
+void Aggregator::HandlePriceForecast(const std::string& kind, const std::string& node,
+                                     const mqtt::Message& m, int64_t now_ms) {
+  if (kind != "price") {
+    return Reject(Status::Error("unsupported_forecast",
+                                fmt::format("topic '{}': forecast kind '{}' is not consumed "
+                                            "(only forecast/price/{{node}})",
+                                            m.topic, kind)),
+                  m.topic);
+  }
+  derms::v1::PriceForecast f;
+  Status s = codec::ParseOperator(m.payload, fmt::format("price forecast for node '{}'", node), &f);
+  if (s.ok() && !f.node().empty() && f.node() != node) {
+    s = Status::Error("id_mismatch", fmt::format("price forecast on '{}': node '{}' in the payload",
+                                                 m.topic, f.node()));
+  }
+  f.set_node(node);
+  scheduling::PriceForecast forecast = FromWire(f);
+  if (s.ok()) s = scheduling::ValidateForecast(forecast);
+  if (!s.ok()) return Reject(s, m.topic);
+  Accept();
+  auto merged = price_book_.Merge(forecast);
+  int64_t keep_ms = options_.price_keep_days * 86400 * 1000;
+  price_book_.Purge(now_ms, keep_ms);
+  store_->Add(storage::PriceForecastRecord{std::move(f), now_ms});
+  store_->Add(storage::PurgePricesRecord{now_ms - keep_ms});
+  spdlog::debug("price forecast for '{}' issued {}: {} intervals in, {} under newer forecasts",
+                node, forecast.issued_ms, merged.intervals_added, merged.intervals_ignored);
+}
+
+void Aggregator::HandleScheduleRequest(const mqtt::Message& m, int64_t now_ms) {
+  ScheduleEntry entry;
+  entry.received_ms = now_ms;
+  derms::v1::ScheduleRequest& q = entry.request;
+  Status s = codec::ParseOperator(m.payload, "schedule request", &q);
+  if (!s.ok()) return Reject(s, m.topic);
+  if (q.request_id().empty()) {
+    q.set_request_id(fmt::format("sched-{}-{}", now_ms, ++schedules_made_));
+  } else if (!topics::IsValidId(q.request_id())) {
+    return Reject(Invalid(q.request_id(), "request_id must match [A-Za-z0-9_-]{1,64}"), m.topic);
+  }
+  // A repeated request is answered with what it got the first time.
+  auto known = schedules_.find(q.request_id());
+  if (known != schedules_.end()) {
+    Accept();
+    return PublishSchedule(known->second, m.response_topic, m.correlation_data, now_ms);
+  }
+  derms::v1::ScheduleResult& result = entry.result;
+  result.set_request_id(q.request_id());
+  result.set_der_id(q.der_id());
+  result.set_status(derms::v1::SCHEDULE_RECEIVED);
+  SolveSchedule(entry, now_ms);
+  if (result.status() == derms::v1::SCHEDULE_FAILED) {
+    Reject(Status::Error("invalid_schedule_request",
+                         fmt::format("schedule request '{}': {}", q.request_id(), result.reason())),
+           m.topic);
+  } else {
+    Accept();
+  }
+  store_->Add(storage::ScheduleRecord{q, result, entry.received_ms, now_ms});
+  auto& kept = schedules_[q.request_id()] = std::move(entry);
+  PublishSchedule(kept, m.response_topic, m.correlation_data, now_ms);
+}
+
+void Aggregator::SolveSchedule(ScheduleEntry& entry, int64_t now_ms) {
+  const derms::v1::ScheduleRequest& q = entry.request;
+  derms::v1::ScheduleResult& result = entry.result;
+  auto fail = [&result](const std::string& reason) {
+    result.set_status(derms::v1::SCHEDULE_FAILED);
+    result.set_reason(reason);
+  };
+  const registry::DerState* der = nullptr;
+  if (!q.der_id().empty()) {
+    if (!topics::IsValidId(q.der_id())) return fail("der_id must match [A-Za-z0-9_-]{1,64}");
+    der = registry_.Find(q.der_id());
+    if (der != nullptr && !der->has_birth) der = nullptr;
+  }
+  // The pricing node: given, else the DER's substation's, else the default.
+  std::string node = q.node();
+  if (node.empty() && der != nullptr) {
+    auto mapped = options_.schedule_nodes.find(der->birth.substation_id());
+    node =
+        mapped != options_.schedule_nodes.end() ? mapped->second : options_.schedule_default_node;
+  }
+  if (node.empty()) {
+    return fail(q.der_id().empty()
+                    ? "node is required (or a der_id known to the aggregator)"
+                    : fmt::format("node is required: der '{}' is {} and no [schedule] node maps "
+                                  "its substation",
+                                  q.der_id(), der ? "known" : "not known"));
+  }
+  if (!topics::IsValidId(node)) return fail("node must match [A-Za-z0-9_-]{1,64}");
+  result.set_node(node);
+  scheduling::ChargeNeed need;
+  need.max_charge_kw = q.max_charge_kw();
+  need.energy_kwh = q.energy_kwh();
+  need.earliest_start_ms = q.earliest_start_ms();
+  need.ready_by_ms = q.ready_by_ms();
+  if (q.has_soc_pct()) need.soc_pct = q.soc_pct();
+  if (q.has_capacity_kwh()) need.capacity_kwh = q.capacity_kwh();
+  if (q.has_efficiency()) need.efficiency = q.efficiency();
+  if (q.has_undelivered_price_per_mwh()) {
+    need.undelivered_price_per_mwh = q.undelivered_price_per_mwh();
+  }
+  Status valid = scheduling::ValidateNeed(need);
+  if (!valid.ok()) return fail(valid.message());
+  if (!price_book_.HasNode(node)) {
+    return fail(fmt::format("node '{}' has no price forecast (forecast/price/{})", node, node));
+  }
+  auto prices = price_book_.Window(node, need.earliest_start_ms, need.ready_by_ms);
+  if (!prices.ok()) return fail(prices.status().message());
+
+  scheduling::ChargingSchedule plan = scheduling::OptimizeSingle(need, *prices);
+  result.set_status(derms::v1::SCHEDULE_SOLVED);
+  result.clear_slots();
+  for (const auto& slot : plan.slots) {
+    auto* out = result.add_slots();
+    out->set_start_ms(slot.start_ms);
+    out->set_duration_s(static_cast<uint32_t>(slot.duration_s));
+    out->set_price_per_mwh(slot.price_per_mwh);
+    out->set_power_kw(slot.power_kw);
+  }
+  result.set_energy_kwh(plan.energy_kwh);
+  result.set_grid_energy_kwh(plan.grid_energy_kwh);
+  result.set_cost(plan.cost);
+  result.set_immediate_cost(plan.immediate_cost);
+  result.set_shortfall_kwh(plan.shortfall_kwh);
+  result.set_undelivered_cost(plan.undelivered_cost);
+  result.set_reason(plan.reason);
+
+  bool execute = q.has_execute() ? q.execute() : !q.der_id().empty();
+  if (!execute) return;
+  if (der == nullptr) {
+    result.set_reason(result.reason() + (result.reason().empty() ? "" : "; ") +
+                      fmt::format("not sent: der '{}' has no birth here", q.der_id()));
+    return;
+  }
+  // One Control for the whole schedule; runs of equal power are one
+  // interval, and zero-power intervals stay explicit so the device does not
+  // fall back to charging on its own in between. Intervals already over are
+  // left out: an edge rejects them.
+  derms::v1::Control c;
+  c.set_command_id(kScheduleCommandPrefix + q.request_id());
+  c.set_issued_at_ms(now_ms);
+  c.set_der_id(q.der_id());
+  c.set_priority(static_cast<int32_t>(options_.schedule_priority));
+  for (const auto& slot : plan.slots) {
+    int64_t end_ms = slot.start_ms + slot.duration_s * 1000;
+    if (end_ms <= now_ms || slot.duration_s <= 0) continue;
+    double target_kw = -slot.power_kw;
+    int n = c.intervals_size();
+    if (n > 0) {
+      auto* last = c.mutable_intervals(n - 1);
+      bool contiguous = last->start_ms() + int64_t{last->duration_s()} * 1000 == slot.start_ms;
+      if (contiguous && std::abs(last->target_kw() - target_kw) < 1e-9) {
+        last->set_duration_s(last->duration_s() + static_cast<uint32_t>(slot.duration_s));
+        continue;
+      }
+    }
+    auto* iv = c.add_intervals();
+    iv->set_start_ms(slot.start_ms);
+    iv->set_duration_s(static_cast<uint32_t>(slot.duration_s));
+    iv->set_target_kw(target_kw);
+  }
+  if (c.intervals_size() == 0) {
+    result.set_reason(result.reason() + (result.reason().empty() ? "" : "; ") +
+                      "not sent: the window is already over");
+    return;
+  }
+  result.set_command_id(c.command_id());
+  schedule_commands_[c.command_id()] = q.request_id();
+  Publish(topics::DerControl(q.der_id()), codec::ToBinary(c));
+  store_->Add(storage::ControlRecord{std::move(c), q.der_id(), 0});
+  ++controls_sent_;
+}
+
+void Aggregator::OnScheduleResponse(const derms::v1::ControlResponse& r, int64_t now_ms) {
+  auto command = schedule_commands_.find(r.command_id());
+  auto entry = schedules_.find(command->second);
+  if (entry == schedules_.end()) return;
+  derms::v1::ScheduleResult& result = entry->second.result;
+  switch (r.status()) {
+    case derms::v1::RECEIVED:
+    case derms::v1::APPLIED:
+    case derms::v1::CLAMPED:
+      if (result.status() != derms::v1::SCHEDULE_SOLVED) return;
+      result.set_status(derms::v1::SCHEDULE_DELIVERED);
+      if (r.status() == derms::v1::CLAMPED) {
+        result.set_reason(fmt::format("{}{}clamped by the DER: {}", result.reason(),
+                                      result.reason().empty() ? "" : "; ", r.reason()));
+      }
+      break;
+    case derms::v1::REJECTED:
+      result.set_status(derms::v1::SCHEDULE_FAILED);
+      result.set_reason(fmt::format("der '{}' rejected the schedule: {}",
+                                    entry->second.request.der_id(), r.reason()));
+      schedule_commands_.erase(command);
+      break;
+    case derms::v1::COMPLETED:
+    case derms::v1::SUPERSEDED:
+    case derms::v1::CANCELLED:
+    case derms::v1::EXPIRED:
+      schedule_commands_.erase(command);  // its story is told by the responses table
+      return;
+    default:
+      return;
+  }
+  store_->Add(
+      storage::ScheduleRecord{entry->second.request, result, entry->second.received_ms, now_ms});
+  PublishSchedule(entry->second, "", "", now_ms);
+}
+
+void Aggregator::PublishSchedule(const ScheduleEntry& entry, const std::string& response_topic,
+                                 const std::string& correlation_data, int64_t now_ms) {
+  derms::v1::ScheduleResult result = entry.result;
+  result.set_timestamp_ms(now_ms);
+  std::string json = codec::ToJson(result);
+  Publish(topics::ScheduleResult(result.request_id()), json, true);
+  if (response_topic.empty()) return;
+  Status s = client_->Publish(mqtt::Message{response_topic, json, 1, false, {}, correlation_data});
+  if (!s.ok()) rejection_log_.Warn("publish_failed", s.message());
+}
+
+}  // namespace derms::aggregator

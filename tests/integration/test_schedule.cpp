@@ -119,6 +119,34 @@ TEST_CASE("a schedule request is answered with the cheapest schedule and an EV c
                    "SELECT status = 'SCHEDULE_DELIVERED' FROM schedule_requests WHERE "
                    "request_id='s-2'") == 1);
 
+  // Requests that cannot be served are answered, with the field or the
+  // missing prices named, and kept with their status.
+  auto failed = [&](const std::string& body) {
+    REQUIRE(user.Publish(topics::ScheduleRequest(), body, false, "me/replies", "c-x").ok());
+    auto m = user.Next("me/replies");
+    REQUIRE(m);
+    v1::ScheduleResult r;
+    REQUIRE(codec::ParseJson(m->payload, "result", &r).ok());
+    CHECK(r.status() == v1::SCHEDULE_FAILED);
+    return r.reason();
+  };
+  CHECK_THAT(failed(R"({"request_id":"bad-1","node":"NOWHERE","max_charge_kw":7,"energy_kwh":5,)"
+                    R"("earliest_start_ms":"1","ready_by_ms":"2"})"),
+             Catch::Contains("NOWHERE"));
+  CHECK_THAT(failed(fmt::format(R"({{"request_id":"bad-2","node":"NODE-E","max_charge_kw":0,)"
+                                R"("energy_kwh":5,"earliest_start_ms":"{}","ready_by_ms":"{}"}})",
+                                start_ms, ready_by_ms)),
+             Catch::Contains("max_charge_kw"));
+  CHECK_THAT(failed(fmt::format(R"({{"request_id":"bad-3","node":"NODE-E","max_charge_kw":7,)"
+                                R"("energy_kwh":5,"earliest_start_ms":"{}","ready_by_ms":"{}"}})",
+                                start_ms, ready_by_ms + 3600 * 1000)),
+             Catch::Contains("missing"));
+  REQUIRE(WaitFor([&] {
+    agg->FlushStore();
+    return QueryInt(db, "SELECT COUNT(*) FROM schedule_requests WHERE status='SCHEDULE_FAILED'") ==
+           3;
+  }));
+
   // Two simulated hours later: charging happened only in the cheap slots,
   // and the state of charge rose by the energy asked for (2.5 of 40 kWh).
   REQUIRE(WaitFor(

@@ -5,7 +5,8 @@
 # time, grouped into the virtual DER tree of
 # cloud_aggregator/aggregator.example.toml; drives a grid scenario where load
 # swings above and below supply, shows the tree's live aggregates and each
-# dispatch run, and ends with a utility dispatch to the root of the tree.
+# dispatch run, and ends with a utility dispatch to the root of the tree; at the
+# start it imports a day of prices and has one EV charge at least cost.
 # Stops everything it started on Ctrl-C or after --duration SECONDS.
 #
 #   ./deploy/demo.sh [--duration SECONDS] [--count N] [--port PORT] [--speed X]
@@ -23,7 +24,7 @@ while [ $# -gt 0 ]; do
     --count) COUNT="$2"; shift 2 ;;
     --port) PORT="$2"; shift 2 ;;
     --speed) SPEED="$2"; shift 2 ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "demo.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -94,6 +95,34 @@ echo "Watch it raw in another terminal:  mosquitto_sub -p $PORT -t 'derms/v1/agg
 echo "Send a control in the demo's simulated time:"
 echo "  ./build/tools/dermsctl/dermsctl --broker $BROKER ${TIME[*]} control --der sub-1-bat-0001 --target-kw -5 --duration-s 600"
 echo
+
+# Wholesale prices for the next simulated day, 15-minute intervals, cheap at
+# night and at midday, and one EV owner asking for the cheapest 15 kWh in the
+# next three hours: solved, then carried out by the EV's edge agent.
+awk -v start="$START_MS" 'BEGIN {
+  print "node,issued_ms,kind,start_ms,duration_s,price_per_mwh"
+  for (i = 0; i < 96; i++) {
+    h = (14 + i / 4) % 24
+    p = 60 + 35 * sin((h - 9) / 24 * 6.283) + 20 * sin(h / 12 * 6.283) + (i * 37 % 11)
+    printf "NODE-NORTH,%.0f,short_term,%.0f,900,%.2f\n", start, start + i * 900000, p
+    printf "NODE-SOUTH,%.0f,short_term,%.0f,900,%.2f\n", start, start + i * 900000, p + 4
+  }
+}' > "$DIR/prices.csv"
+sleep 3
+"${CTL[@]}" prices import "$DIR/prices.csv" || echo "demo: price import failed"
+EV=$(sqlite3 "$DIR/derms.db" "SELECT der_id FROM ders WHERE der_type = 'EV_CHARGER' AND
+  substation_id = 'sub-1' ORDER BY der_id LIMIT 1" 2>/dev/null || true)
+if [ -n "$EV" ]; then
+  echo "--- charging schedule for $EV: 15 kWh within 3 simulated hours at least cost"
+  "${CTL[@]}" "${TIME[@]}" schedule request --der "$EV" --max-charge-kw 11 --energy-kwh 15 \
+    --efficiency 0.92 --ready-by +3h --wait 3 > "$DIR/schedule.jsonl" || true
+  sleep 1
+  sqlite3 "$DIR/derms.db" "SELECT '  ' || request_id || ' ' || status || ': ' ||
+    printf('%.1f kWh, cost %.2f (charging at once: %.2f) ', energy_kwh, cost, immediate_cost) ||
+    COALESCE(reason, '') FROM schedule_requests"
+  echo "  (the whole result: $DIR/schedule.jsonl, or dermsctl schedule get ID)"
+  echo
+fi
 
 # The grid scenario: each substation's load swings around its supply, so the
 # DERs are asked to discharge, then to charge, and back.

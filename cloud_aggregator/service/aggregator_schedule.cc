@@ -107,6 +107,7 @@ void Aggregator::HandleScheduleRequest(const mqtt::Message& m, int64_t now_ms) {
   result.set_request_id(q.request_id());
   result.set_der_id(q.der_id());
   result.set_status(derms::v1::SCHEDULE_RECEIVED);
+  store_->Add(storage::ScheduleRecord{q, result, entry.received_ms, now_ms});
   SolveSchedule(entry, now_ms);
   if (result.status() == derms::v1::SCHEDULE_FAILED) {
     Reject(Status::Error("invalid_schedule_request",
@@ -120,6 +121,87 @@ void Aggregator::HandleScheduleRequest(const mqtt::Message& m, int64_t now_ms) {
   PublishSchedule(kept, m.response_topic, m.correlation_data, now_ms);
 }
 
+namespace {
+
+// One device's need from its request fields; errors name the field.
+Status NeedFrom(const derms::v1::ScheduleRequest& q, const std::string& where,
+                scheduling::ChargeNeed* need) {
+  need->max_charge_kw = q.max_charge_kw();
+  need->energy_kwh = q.energy_kwh();
+  need->earliest_start_ms = q.earliest_start_ms();
+  need->ready_by_ms = q.ready_by_ms();
+  if (q.has_soc_pct()) need->soc_pct = q.soc_pct();
+  if (q.has_capacity_kwh()) need->capacity_kwh = q.capacity_kwh();
+  if (q.has_efficiency()) need->efficiency = q.efficiency();
+  if (q.has_undelivered_price_per_mwh()) {
+    need->undelivered_price_per_mwh = q.undelivered_price_per_mwh();
+  }
+  if (!q.der_id().empty() && !topics::IsValidId(q.der_id())) {
+    return Status::Error("invalid_field",
+                         fmt::format("{}der_id must match [A-Za-z0-9_-]{{1,64}}", where));
+  }
+  Status s = scheduling::ValidateNeed(*need);
+  if (!s.ok()) return Status::Error(s.code(), where + s.message());
+  return Status::Ok();
+}
+
+void Fill(const scheduling::ChargingSchedule& plan, derms::v1::ScheduleResult* r) {
+  r->set_status(derms::v1::SCHEDULE_SOLVED);
+  for (const auto& slot : plan.slots) {
+    auto* out = r->add_slots();
+    out->set_start_ms(slot.start_ms);
+    out->set_duration_s(static_cast<uint32_t>(slot.duration_s));
+    out->set_price_per_mwh(slot.price_per_mwh);
+    out->set_power_kw(slot.power_kw);
+  }
+  r->set_energy_kwh(plan.energy_kwh);
+  r->set_grid_energy_kwh(plan.grid_energy_kwh);
+  r->set_cost(plan.cost);
+  r->set_immediate_cost(plan.immediate_cost);
+  r->set_shortfall_kwh(plan.shortfall_kwh);
+  r->set_undelivered_cost(plan.undelivered_cost);
+  r->set_reason(plan.reason);
+}
+
+void AddReason(derms::v1::ScheduleResult* r, const std::string& more) {
+  r->set_reason(r->reason().empty() ? more : r->reason() + "; " + more);
+}
+
+// One Control for a device's whole schedule: runs of equal power are one
+// interval, and zero-power intervals stay explicit so the device does not
+// fall back to charging on its own in between. Intervals already over are
+// left out (an edge rejects them).
+derms::v1::Control ScheduleControl(const derms::v1::ScheduleResult& r,
+                                   const std::string& command_id, int32_t priority,
+                                   int64_t now_ms) {
+  derms::v1::Control c;
+  c.set_command_id(command_id);
+  c.set_issued_at_ms(now_ms);
+  c.set_der_id(r.der_id());
+  c.set_priority(priority);
+  for (const auto& slot : r.slots()) {
+    int64_t end_ms = slot.start_ms() + int64_t{slot.duration_s()} * 1000;
+    if (end_ms <= now_ms || slot.duration_s() == 0) continue;
+    double target_kw = -slot.power_kw();
+    int n = c.intervals_size();
+    if (n > 0) {
+      auto* last = c.mutable_intervals(n - 1);
+      bool contiguous = last->start_ms() + int64_t{last->duration_s()} * 1000 == slot.start_ms();
+      if (contiguous && std::abs(last->target_kw() - target_kw) < 1e-9) {
+        last->set_duration_s(last->duration_s() + slot.duration_s());
+        continue;
+      }
+    }
+    auto* iv = c.add_intervals();
+    iv->set_start_ms(slot.start_ms());
+    iv->set_duration_s(slot.duration_s());
+    iv->set_target_kw(target_kw);
+  }
+  return c;
+}
+
+}  // namespace
+
 void Aggregator::SolveSchedule(ScheduleEntry& entry, int64_t now_ms) {
   const derms::v1::ScheduleRequest& q = entry.request;
   derms::v1::ScheduleResult& result = entry.result;
@@ -127,109 +209,99 @@ void Aggregator::SolveSchedule(ScheduleEntry& entry, int64_t now_ms) {
     result.set_status(derms::v1::SCHEDULE_FAILED);
     result.set_reason(reason);
   };
-  const registry::DerState* der = nullptr;
-  if (!q.der_id().empty()) {
-    if (!topics::IsValidId(q.der_id())) return fail("der_id must match [A-Za-z0-9_-]{1,64}");
-    der = registry_.Find(q.der_id());
-    if (der != nullptr && !der->has_birth) der = nullptr;
+  bool shared = q.devices_size() > 0;
+  std::vector<const derms::v1::ScheduleRequest*> devices;
+  if (shared) {
+    for (const auto& d : q.devices()) devices.push_back(&d);
+  } else {
+    devices.push_back(&q);
   }
-  // The pricing node: given, else the DER's substation's, else the default.
+  std::vector<scheduling::ChargeNeed> needs(devices.size());
+  for (size_t i = 0; i < devices.size(); ++i) {
+    Status s = NeedFrom(*devices[i], shared ? fmt::format("devices[{}]: ", i) : "", &needs[i]);
+    if (!s.ok()) return fail(s.message());
+  }
+  if (shared && !(q.import_limit_kw() > 0 && std::isfinite(q.import_limit_kw()))) {
+    return fail(fmt::format("import_limit_kw {} must be > 0 with devices", q.import_limit_kw()));
+  }
+  // The pricing node: given, else the first device's DER's substation's,
+  // else the default.
   std::string node = q.node();
-  if (node.empty() && der != nullptr) {
+  const std::string& first_der = devices[0]->der_id();
+  const registry::DerState* der = first_der.empty() ? nullptr : registry_.Find(first_der);
+  if (node.empty() && der != nullptr && der->has_birth) {
     auto mapped = options_.schedule_nodes.find(der->birth.substation_id());
     node =
         mapped != options_.schedule_nodes.end() ? mapped->second : options_.schedule_default_node;
   }
   if (node.empty()) {
-    return fail(q.der_id().empty()
+    return fail(first_der.empty()
                     ? "node is required (or a der_id known to the aggregator)"
                     : fmt::format("node is required: der '{}' is {} and no [schedule] node maps "
                                   "its substation",
-                                  q.der_id(), der ? "known" : "not known"));
+                                  first_der, der ? "known" : "not known"));
   }
   if (!topics::IsValidId(node)) return fail("node must match [A-Za-z0-9_-]{1,64}");
   result.set_node(node);
-  scheduling::ChargeNeed need;
-  need.max_charge_kw = q.max_charge_kw();
-  need.energy_kwh = q.energy_kwh();
-  need.earliest_start_ms = q.earliest_start_ms();
-  need.ready_by_ms = q.ready_by_ms();
-  if (q.has_soc_pct()) need.soc_pct = q.soc_pct();
-  if (q.has_capacity_kwh()) need.capacity_kwh = q.capacity_kwh();
-  if (q.has_efficiency()) need.efficiency = q.efficiency();
-  if (q.has_undelivered_price_per_mwh()) {
-    need.undelivered_price_per_mwh = q.undelivered_price_per_mwh();
-  }
-  Status valid = scheduling::ValidateNeed(need);
-  if (!valid.ok()) return fail(valid.message());
   if (!price_book_.HasNode(node)) {
     return fail(fmt::format("node '{}' has no price forecast (forecast/price/{})", node, node));
   }
-  auto prices = price_book_.Window(node, need.earliest_start_ms, need.ready_by_ms);
+  int64_t from_ms = needs[0].earliest_start_ms, to_ms = needs[0].ready_by_ms;
+  for (const auto& n : needs) {
+    from_ms = std::min(from_ms, n.earliest_start_ms);
+    to_ms = std::max(to_ms, n.ready_by_ms);
+  }
+  auto prices = price_book_.Window(node, from_ms, to_ms);
   if (!prices.ok()) return fail(prices.status().message());
 
-  scheduling::ChargingSchedule plan = scheduling::OptimizeSingle(need, *prices);
-  result.set_status(derms::v1::SCHEDULE_SOLVED);
-  result.clear_slots();
-  for (const auto& slot : plan.slots) {
-    auto* out = result.add_slots();
-    out->set_start_ms(slot.start_ms);
-    out->set_duration_s(static_cast<uint32_t>(slot.duration_s));
-    out->set_price_per_mwh(slot.price_per_mwh);
-    out->set_power_kw(slot.power_kw);
-  }
-  result.set_energy_kwh(plan.energy_kwh);
-  result.set_grid_energy_kwh(plan.grid_energy_kwh);
-  result.set_cost(plan.cost);
-  result.set_immediate_cost(plan.immediate_cost);
-  result.set_shortfall_kwh(plan.shortfall_kwh);
-  result.set_undelivered_cost(plan.undelivered_cost);
-  result.set_reason(plan.reason);
-
-  bool execute = q.has_execute() ? q.execute() : !q.der_id().empty();
-  if (!execute) return;
-  if (der == nullptr) {
-    result.set_reason(result.reason() + (result.reason().empty() ? "" : "; ") +
-                      fmt::format("not sent: der '{}' has no birth here", q.der_id()));
-    return;
-  }
-  // One Control for the whole schedule; runs of equal power are one
-  // interval, and zero-power intervals stay explicit so the device does not
-  // fall back to charging on its own in between. Intervals already over are
-  // left out: an edge rejects them.
-  derms::v1::Control c;
-  c.set_command_id(kScheduleCommandPrefix + q.request_id());
-  c.set_issued_at_ms(now_ms);
-  c.set_der_id(q.der_id());
-  c.set_priority(static_cast<int32_t>(options_.schedule_priority));
-  for (const auto& slot : plan.slots) {
-    int64_t end_ms = slot.start_ms + slot.duration_s * 1000;
-    if (end_ms <= now_ms || slot.duration_s <= 0) continue;
-    double target_kw = -slot.power_kw;
-    int n = c.intervals_size();
-    if (n > 0) {
-      auto* last = c.mutable_intervals(n - 1);
-      bool contiguous = last->start_ms() + int64_t{last->duration_s()} * 1000 == slot.start_ms;
-      if (contiguous && std::abs(last->target_kw() - target_kw) < 1e-9) {
-        last->set_duration_s(last->duration_s() + static_cast<uint32_t>(slot.duration_s));
-        continue;
-      }
+  if (!shared) {
+    Fill(scheduling::OptimizeSingle(needs[0], *prices), &result);
+  } else {
+    auto plans = scheduling::OptimizeShared(needs, q.import_limit_kw(), *prices);
+    if (!plans.ok()) return fail(plans.status().message());
+    result.set_status(derms::v1::SCHEDULE_SOLVED);
+    for (size_t i = 0; i < plans->size(); ++i) {
+      derms::v1::ScheduleResult* d = result.add_devices();
+      d->set_request_id(q.request_id());
+      d->set_node(node);
+      d->set_der_id(devices[i]->der_id());
+      Fill((*plans)[i], d);
+      result.set_energy_kwh(result.energy_kwh() + d->energy_kwh());
+      result.set_grid_energy_kwh(result.grid_energy_kwh() + d->grid_energy_kwh());
+      result.set_cost(result.cost() + d->cost());
+      result.set_immediate_cost(result.immediate_cost() + d->immediate_cost());
+      result.set_shortfall_kwh(result.shortfall_kwh() + d->shortfall_kwh());
+      result.set_undelivered_cost(result.undelivered_cost() + d->undelivered_cost());
+      if (!d->reason().empty()) AddReason(&result, fmt::format("devices[{}]: {}", i, d->reason()));
     }
-    auto* iv = c.add_intervals();
-    iv->set_start_ms(slot.start_ms);
-    iv->set_duration_s(static_cast<uint32_t>(slot.duration_s));
-    iv->set_target_kw(target_kw);
   }
-  if (c.intervals_size() == 0) {
-    result.set_reason(result.reason() + (result.reason().empty() ? "" : "; ") +
-                      "not sent: the window is already over");
-    return;
+
+  // Carry it out: each device naming a DER (unless told not to) gets its
+  // schedule as one Control.
+  for (size_t i = 0; i < devices.size(); ++i) {
+    const derms::v1::ScheduleRequest& dq = *devices[i];
+    derms::v1::ScheduleResult* dr = shared ? result.mutable_devices(static_cast<int>(i)) : &result;
+    bool execute = dq.has_execute() ? dq.execute() : (q.has_execute() ? q.execute() : true);
+    if (dq.der_id().empty() || !execute) continue;
+    const registry::DerState* target = registry_.Find(dq.der_id());
+    if (target == nullptr || !target->has_birth) {
+      AddReason(dr, fmt::format("not sent: der '{}' has no birth here", dq.der_id()));
+      continue;
+    }
+    std::string command_id =
+        kScheduleCommandPrefix + q.request_id() + (shared ? fmt::format("-{}", i) : std::string());
+    derms::v1::Control c =
+        ScheduleControl(*dr, command_id, static_cast<int32_t>(options_.schedule_priority), now_ms);
+    if (c.intervals_size() == 0) {
+      AddReason(dr, "not sent: the window is already over");
+      continue;
+    }
+    dr->set_command_id(command_id);
+    schedule_commands_[command_id] = q.request_id();
+    Publish(topics::DerControl(dq.der_id()), codec::ToBinary(c));
+    store_->Add(storage::ControlRecord{std::move(c), dq.der_id(), 0});
+    ++controls_sent_;
   }
-  result.set_command_id(c.command_id());
-  schedule_commands_[c.command_id()] = q.request_id();
-  Publish(topics::DerControl(q.der_id()), codec::ToBinary(c));
-  store_->Add(storage::ControlRecord{std::move(c), q.der_id(), 0});
-  ++controls_sent_;
 }
 
 void Aggregator::OnScheduleResponse(const derms::v1::ControlResponse& r, int64_t now_ms) {
@@ -237,21 +309,23 @@ void Aggregator::OnScheduleResponse(const derms::v1::ControlResponse& r, int64_t
   auto entry = schedules_.find(command->second);
   if (entry == schedules_.end()) return;
   derms::v1::ScheduleResult& result = entry->second.result;
+  // The result this control carries out: the whole one, or one device's.
+  derms::v1::ScheduleResult* target = &result;
+  for (auto& d : *result.mutable_devices()) {
+    if (d.command_id() == r.command_id()) target = &d;
+  }
   switch (r.status()) {
     case derms::v1::RECEIVED:
     case derms::v1::APPLIED:
     case derms::v1::CLAMPED:
-      if (result.status() != derms::v1::SCHEDULE_SOLVED) return;
-      result.set_status(derms::v1::SCHEDULE_DELIVERED);
-      if (r.status() == derms::v1::CLAMPED) {
-        result.set_reason(fmt::format("{}{}clamped by the DER: {}", result.reason(),
-                                      result.reason().empty() ? "" : "; ", r.reason()));
-      }
+      if (target->status() != derms::v1::SCHEDULE_SOLVED) return;
+      target->set_status(derms::v1::SCHEDULE_DELIVERED);
+      if (r.status() == derms::v1::CLAMPED) AddReason(target, "clamped by the DER: " + r.reason());
       break;
     case derms::v1::REJECTED:
-      result.set_status(derms::v1::SCHEDULE_FAILED);
-      result.set_reason(fmt::format("der '{}' rejected the schedule: {}",
-                                    entry->second.request.der_id(), r.reason()));
+      target->set_status(derms::v1::SCHEDULE_FAILED);
+      target->set_reason(
+          fmt::format("der '{}' rejected the schedule: {}", target->der_id(), r.reason()));
       schedule_commands_.erase(command);
       break;
     case derms::v1::COMPLETED:
@@ -262,6 +336,18 @@ void Aggregator::OnScheduleResponse(const derms::v1::ControlResponse& r, int64_t
       return;
     default:
       return;
+  }
+  if (target != &result) {
+    // Shared: delivered once every device sent a schedule has answered.
+    bool pending = false, failed = false;
+    for (const auto& d : result.devices()) {
+      if (d.command_id().empty()) continue;
+      pending |= d.status() == derms::v1::SCHEDULE_SOLVED;
+      failed |= d.status() == derms::v1::SCHEDULE_FAILED;
+    }
+    if (pending) return;
+    result.set_status(failed ? derms::v1::SCHEDULE_FAILED : derms::v1::SCHEDULE_DELIVERED);
+    if (failed) AddReason(&result, "a device rejected its schedule");
   }
   store_->Add(
       storage::ScheduleRecord{entry->second.request, result, entry->second.received_ms, now_ms});

@@ -75,6 +75,9 @@ CREATE TABLE IF NOT EXISTS schedule_requests (
   received_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, energy_kwh REAL, cost REAL,
   immediate_cost REAL, shortfall_kwh REAL, reason TEXT, command_id TEXT,
   request BLOB NOT NULL, result BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS schedule_events (
+  request_id TEXT NOT NULL, status TEXT NOT NULL, timestamp_ms INTEGER NOT NULL, reason TEXT);
+CREATE INDEX IF NOT EXISTS schedule_events_by_request ON schedule_events (request_id);
 PRAGMA user_version = 3;
 )sql";
 
@@ -188,11 +191,12 @@ struct Store::Statements {
                         "?12,?13,?14) ON CONFLICT(request_id) DO UPDATE SET status=?4, "
                         "updated_ms=?6, energy_kwh=?7, cost=?8, immediate_cost=?9, "
                         "shortfall_kwh=?10, reason=?11, command_id=?12, result=?14"),
+        insert_schedule_event(db, "INSERT INTO schedule_events VALUES (?,?,?,?)"),
         begin(db, "BEGIN"),
         commit(db, "COMMIT") {}
   Stmt upsert_der, insert_birth, insert_status, insert_telemetry, insert_control, insert_response,
       insert_grid, insert_run, insert_allocation, insert_price, purge_prices, upsert_schedule,
-      begin, commit;
+      insert_schedule_event, begin, commit;
 };
 
 StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
@@ -528,6 +532,13 @@ void Store::Write(const Record& record) {
                   .BindBlob(13, q.SerializeAsString())
                   .BindBlob(14, a.SerializeAsString())
                   .Run();
+    if (changed >= 0) {
+      changed = st.insert_schedule_event.Bind(1, a.request_id())
+                    .Bind(2, derms::v1::ScheduleStatus_Name(a.status()))
+                    .Bind(3, r->updated_ms)
+                    .Bind(4, a.reason())
+                    .Run();
+    }
   }
   if (changed < 0) {
     ++counters_.errors;

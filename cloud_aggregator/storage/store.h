@@ -120,7 +120,8 @@ struct PriceForecastRecord {
 struct PurgePricesRecord {
   int64_t before_ms;
 };
-// A charging schedule request and its latest status (upserted by request_id).
+// A charging schedule request and its latest status (upserted by request_id),
+// each status also kept as an event: its lifecycle.
 struct ScheduleRecord {
   derms::v1::ScheduleRequest request;
   derms::v1::ScheduleResult result;

@@ -118,6 +118,11 @@ TEST_CASE("a schedule request is answered with the cheapest schedule and an EV c
   REQUIRE(QueryInt(db,
                    "SELECT status = 'SCHEDULE_DELIVERED' FROM schedule_requests WHERE "
                    "request_id='s-2'") == 1);
+  // Its lifecycle: received, solved, delivered.
+  CHECK(QueryInt(db,
+                 "SELECT group_concat(status, ' ') = 'SCHEDULE_RECEIVED SCHEDULE_SOLVED "
+                 "SCHEDULE_DELIVERED' FROM (SELECT status FROM schedule_events WHERE "
+                 "request_id='s-2' ORDER BY rowid)") == 1);
 
   // Requests that cannot be served are answered, with the field or the
   // missing prices named, and kept with their status.
@@ -146,6 +151,31 @@ TEST_CASE("a schedule request is answered with the cheapest schedule and an EV c
     return QueryInt(db, "SELECT COUNT(*) FROM schedule_requests WHERE status='SCHEDULE_FAILED'") ==
            3;
   }));
+
+  // Two devices behind one 10 kW connection: never more than 10 kW together.
+  REQUIRE(
+      user.Publish(topics::ScheduleRequest(),
+                   fmt::format(R"({{"request_id":"site-1","node":"NODE-E","import_limit_kw":10,)"
+                               R"("execute":false,"devices":[)"
+                               R"({{"max_charge_kw":10,"energy_kwh":1.2,"earliest_start_ms":"{0}",)"
+                               R"("ready_by_ms":"{1}"}},)"
+                               R"({{"max_charge_kw":10,"energy_kwh":1.2,"earliest_start_ms":"{0}",)"
+                               R"("ready_by_ms":"{1}"}}]}})",
+                               start_ms, ready_by_ms),
+                   false, "me/replies", "c-site")
+          .ok());
+  auto site = user.Next("me/replies");
+  REQUIRE(site);
+  v1::ScheduleResult shared;
+  REQUIRE(codec::ParseJson(site->payload, "result", &shared).ok());
+  INFO(site->payload);
+  CHECK(shared.status() == v1::SCHEDULE_SOLVED);
+  REQUIRE(shared.devices_size() == 2);
+  CHECK(shared.energy_kwh() == Approx(2.4));
+  for (int i = 0; i < 24; ++i) {
+    double together = shared.devices(0).slots(i).power_kw() + shared.devices(1).slots(i).power_kw();
+    CHECK(together <= 10 + 1e-9);
+  }
 
   // Two simulated hours later: charging happened only in the cheap slots,
   // and the state of charge rose by the energy asked for (2.5 of 40 kWh).

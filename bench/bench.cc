@@ -7,28 +7,38 @@
 //   ingest       the aggregator, in-process: decoded, validated, registry, committed to SQLite
 //   rt-floor     N plain publish -> reply round trips through the broker, no logic
 //   rt-dispatch  grid status -> aggregator -> N controls -> N edge agents -> N responses
+//   rt-responders, rt-agents  a share of those N clients, in a child process of each
 //   minimal-edge the footprint floor: a bare client publishing one telemetry message a second
 //   alloc        allocation down a nested virtual DER tree, beside one pass over the members
 //   vder-memory  resident bytes per DER with the fleet loaded, beside its wire messages' bytes
 //   schedule     the closed-form charging optimum for one device, beside GLPK's LP on the same
 //   instance
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <malloc.h>
+#include <poll.h>
+#include <spawn.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <random>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <utility>
@@ -51,6 +61,8 @@
 #include "edge_agent/agent/edge_agent.h"
 #include "edge_agent/agent/runner.h"
 #include "edge_agent/devices/simulated.h"
+
+extern char** environ;
 
 namespace {
 
@@ -197,15 +209,175 @@ int Ingest(const std::string& broker, uint64_t messages, const std::string& db, 
   return done ? 0 : 1;
 }
 
-// N responders each answer their own request topic; the driver times N
-// requests out and N replies back.
-int RoundTripFloor(const std::string& broker, int n, double timeout_s) {
+// ---- Round trips: the clients under test spread over child processes ----
+//
+// Paho C serves every client of a process from one receive thread polling all
+// of their sockets, behind process-wide locks: with 10,000 clients in one
+// process that, not the broker nor the aggregator, is what a round trip would
+// measure. So both sides of the comparison hold their N clients (edge agents,
+// or plain responders) in the same number of child derms-bench processes, and
+// the parent (the aggregator and the observer, or the driver) times only the
+// round trip, once every child reports its clients connected and subscribed.
+
+// Clients per child process unless --procs says otherwise.
+constexpr int kClientsPerProcess = 1000;
+
+int ProcessesFor(int clients, int procs) {
+  if (procs > 0) return std::min(procs, clients);
+  return (clients + kClientsPerProcess - 1) / kClientsPerProcess;
+}
+
+// A child derms-bench holding clients [first, first + count) of a round trip
+// (subcommands rt-responders and rt-agents). It writes READY on its stdout
+// once they are all connected and subscribed, and stops when its stdin
+// reaches end of file: when we close it, or when we die.
+struct Child {
+  pid_t pid = -1;
+  int stop_fd = -1;   // the write end of its stdin
+  int ready_fd = -1;  // the read end of its stdout
+};
+
+// Starts this executable again with `args`. The child keeps our stderr and
+// no other descriptor of ours, so none of our MQTT sockets stays open in it.
+Child SpawnSelf(const std::vector<std::string>& args) {
+  int stop[2], ready[2];
+  if (::pipe2(stop, O_CLOEXEC) != 0 || ::pipe2(ready, O_CLOEXEC) != 0) {
+    Die(fmt::format("pipe: {}", std::strerror(errno)));
+  }
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, stop[0], STDIN_FILENO);
+  posix_spawn_file_actions_adddup2(&actions, ready[1], STDOUT_FILENO);
+  posix_spawn_file_actions_addclosefrom_np(&actions, STDERR_FILENO + 1);
+  std::vector<std::string> all = {"derms-bench"};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : all) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  Child child;
+  int rc = ::posix_spawn(&child.pid, "/proc/self/exe", &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(stop[0]);
+  ::close(ready[1]);
+  if (rc != 0) Die(fmt::format("cannot start a child derms-bench: {}", std::strerror(rc)));
+  child.stop_fd = stop[1];
+  child.ready_fd = ready[0];
+  return child;
+}
+
+// Blocks until `child` writes READY; dies if it exits first or is not ready
+// within `timeout_s`.
+void AwaitReady(const Child& child, double timeout_s) {
+  auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                     std::chrono::duration<double>(timeout_s));
+  std::string said;
+  while (said.find("READY\n") == std::string::npos) {
+    auto left_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    if (left_ms <= 0) Die(fmt::format("child {} not ready after {} s", child.pid, timeout_s));
+    pollfd p{child.ready_fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left_ms)) <= 0) continue;
+    char buf[512];
+    ssize_t got = ::read(child.ready_fd, buf, sizeof buf);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) Die(fmt::format("child {} exited before it was ready", child.pid));
+    said.append(buf, static_cast<size_t>(got));
+  }
+}
+
+// Starts `procs` children, each `subcommand` with `args` and its share of
+// clients [0, n), one after another: each connects its share before the next
+// starts, so the broker's listen backlog never sees all n connect at once.
+std::vector<Child> StartChildren(const std::string& broker, const std::string& subcommand,
+                                 const std::vector<std::string>& args, int n, int procs) {
+  std::vector<Child> children;
+  for (int p = 0; p < procs; ++p) {
+    const int64_t first = int64_t{n} * p / procs, end = int64_t{n} * (p + 1) / procs;
+    std::vector<std::string> a = {"--broker",
+                                  broker,
+                                  subcommand,
+                                  "--first",
+                                  std::to_string(first),
+                                  "--count",
+                                  std::to_string(end - first)};
+    a.insert(a.end(), args.begin(), args.end());
+    children.push_back(SpawnSelf(a));
+    AwaitReady(children.back(), 300);
+  }
+  return children;
+}
+
+// Closes every child's stdin, so they all shut down at once, and waits for
+// them. False, with the reason on stderr, unless each exited cleanly.
+bool StopChildren(std::vector<Child>& children) {
+  for (auto& c : children) ::close(c.stop_fd);
+  bool clean = true;
+  for (auto& c : children) {
+    int status = 0;
+    while (::waitpid(c.pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    ::close(c.ready_fd);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      fmt::print(stderr, "derms-bench: child {} ended with status {:#x}\n", c.pid, status);
+      clean = false;
+    }
+  }
+  children.clear();
+  return clean;
+}
+
+// The child's side: READY on stdout, then blocks until the parent closes our
+// stdin. Later output on stdout goes to stderr: the parent no longer reads it.
+void ReadyThenAwaitStop() {
+  Ready();
+  ::dup2(STDERR_FILENO, STDOUT_FILENO);
+  char buf[64];
+  for (;;) {
+    ssize_t got = ::read(STDIN_FILENO, buf, sizeof buf);
+    if (got == 0 || (got < 0 && errno != EINTR)) return;
+  }
+}
+
+// CPU seconds (user and system, all threads) process `pid` has used so far.
+double CpuSeconds(pid_t pid) {
+  std::ifstream in(fmt::format("/proc/{}/stat", pid));
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // The fields after the command name (which may hold spaces) start at the
+  // state, field 3; utime and stime are fields 14 and 15, in clock ticks.
+  size_t paren = stat.rfind(')');
+  if (paren == std::string::npos) return 0;
+  std::istringstream fields(stat.substr(paren + 1));
+  std::string skip;
+  for (int field = 3; field < 14; ++field) fields >> skip;
+  double utime = 0, stime = 0;
+  fields >> utime >> stime;
+  return (utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+// CPU seconds used by this process and by `children` together so far.
+std::pair<double, double> CpuNow(const std::vector<Child>& children) {
+  double in_children = 0;
+  for (const auto& c : children) in_children += CpuSeconds(c.pid);
+  return {CpuSeconds(::getpid()), in_children};
+}
+
+// The JSON fields common to both round trips: how the clients were split and
+// the CPU seconds each side used between `before` and `after`.
+std::string RoundTripFields(int procs, std::pair<double, double> before,
+                            std::pair<double, double> after) {
+  return fmt::format(", \"procs\": {}, \"cpu_bench_s\": {:.2f}, \"cpu_children_s\": {:.2f}", procs,
+                     after.first - before.first, after.second - before.second);
+}
+
+// One child of rt-floor: responders [first, first + count), each answering
+// its own request topic with a reply of the same payload.
+int RoundTripResponders(const std::string& broker, const std::string& tag, int first, int count) {
   // Replies go out from a thread of our own, as the edge agents' do: a
   // publish from inside Paho's callback thread is serialised behind it.
   derms::BlockingQueue<std::pair<mqtt::Client*, mqtt::Message>> to_reply;
   std::vector<std::unique_ptr<mqtt::Client>> responders;
-  for (int i = 0; i < n; ++i) {
-    auto c = Connect(broker, fmt::format("bench-resp-{}-{}", ::getpid(), i));
+  for (int i = first; i < first + count; ++i) {
+    auto c = Connect(broker, fmt::format("bench-resp-{}-{}", tag, i));
     mqtt::Client* raw = c.get();
     std::string reply = topics::Filter(fmt::format("bench/reply/{}", i));
     c->SetMessageHandler([raw, reply, &to_reply](mqtt::Message m) {
@@ -231,14 +403,28 @@ int RoundTripFloor(const std::string& broker, int n, double timeout_s) {
     if (!s.ok()) Die(s.ToString());
   }
   pending.clear();
-  for (int i = 0; i < n; ++i) {
-    pending.push_back(
-        responders[i]->StartSubscribe({topics::Filter(fmt::format("bench/request/{}", i))}, 1));
+  for (int i = 0; i < count; ++i) {
+    pending.push_back(responders[i]->StartSubscribe(
+        {topics::Filter(fmt::format("bench/request/{}", first + i))}, 1));
   }
   for (auto& p : pending) {
     Status s = p.Wait(std::chrono::seconds(60));
     if (!s.ok()) Die(s.ToString());
   }
+  ReadyThenAwaitStop();
+  for (auto& r : responders) r->ClearHandlers();
+  to_reply.Close();
+  replier.join();
+  return 0;
+}
+
+// The floor: n plain publish -> reply round trips through the broker. The
+// responders are in `procs` children; the driver here times n requests out
+// and n replies back.
+int RoundTripFloor(const std::string& broker, int n, int procs, double timeout_s) {
+  procs = ProcessesFor(n, procs);
+  auto children =
+      StartChildren(broker, "rt-responders", {"--tag", std::to_string(::getpid())}, n, procs);
   std::atomic<int> replies{0};
   auto driver = Connect(broker, fmt::format("bench-driver-{}", ::getpid()));
   driver->SetMessageHandler([&](mqtt::Message) { ++replies; });
@@ -250,6 +436,7 @@ int RoundTripFloor(const std::string& broker, int n, double timeout_s) {
   c.set_issued_at_ms(derms::WallNowMs());
   c.add_intervals()->set_target_kw(5);
   std::string payload = c.SerializeAsString();
+  auto cpu_before = CpuNow(children);
   auto start = Clock::now();
   for (int i = 0; i < n; ++i) {
     s = driver->Publish(mqtt::Message{
@@ -258,16 +445,62 @@ int RoundTripFloor(const std::string& broker, int n, double timeout_s) {
   }
   bool done = WaitUntil([&] { return replies >= n; }, timeout_s);
   double secs = Seconds(Clock::now() - start);
+  auto cpu_after = CpuNow(children);
   driver->ClearHandlers();
-  for (auto& r : responders) r->ClearHandlers();
-  to_reply.Close();
-  replier.join();
-  Result("rt_floor", replies, secs, done ? "" : ", \"timeout\": true");
-  return done ? 0 : 1;
+  bool stopped = StopChildren(children);
+  Result("rt_floor", replies, secs,
+         RoundTripFields(procs, cpu_before, cpu_after) + (done ? "" : ", \"timeout\": true"));
+  return done && stopped ? 0 : 1;
 }
 
-int RoundTripDispatch(const std::string& broker, int n, const std::string& dir, double timeout_s) {
-  spdlog::set_level(spdlog::level::warn);
+std::string AgentId(const std::string& prefix, int i) {
+  return fmt::format("{}-{:05d}", prefix, i);
+}
+
+// One child of rt-dispatch: edge agents [first, first + count), batteries on
+// `substation` ticked every 5 ms from one thread, as derms-fleet runs them.
+int RoundTripAgents(const std::string& broker, const std::string& prefix,
+                    const std::string& substation, const std::string& dir, int first, int count) {
+  std::vector<std::unique_ptr<derms::edge::EdgeAgent>> agents;
+  for (int i = first; i < first + count; ++i) {
+    derms::edge::AgentOptions a;
+    a.broker_uri = broker;
+    a.der_id = AgentId(prefix, i);
+    a.substation_id = substation;
+    a.nameplate = {derms::v1::BATTERY, 10, 10, 1000, 37.7, -122.4};
+    a.telemetry_interval_s = 3600;  // one sample at start: quiet during the measurement
+    a.state_dir = dir + "/state";
+    a.reconnect_min_ms = 200;
+    auto device = derms::edge::MakeSimulatedDevice(a.nameplate, i, derms::WallNowMs());
+    auto agent = derms::edge::EdgeAgent::Create(a, std::move(device));
+    if (!agent.ok()) Die(agent.status().ToString());
+    agents.push_back(std::move(agent).value());
+  }
+  std::atomic<bool> stop{false};
+  std::thread runner([&] {
+    derms::edge::RunnerOptions r;
+    r.tick = std::chrono::milliseconds(5);
+    derms::edge::RunAgents(agents, derms::Clock(), stop, r);
+  });
+  // Online: connected, subscribed to its controls, its birth on the way.
+  auto online = [&] {
+    return std::all_of(agents.begin(), agents.end(),
+                       [](const auto& a) { return a->counters().connects > 0; });
+  };
+  if (!WaitUntil(online, 300))
+    Die(fmt::format("agents {}..{} not all online", first, first + count));
+  ReadyThenAwaitStop();
+  stop = true;
+  runner.join();
+  return 0;
+}
+
+// Grid status -> aggregator (here, in-process) -> n controls -> n edge agents
+// (in `procs` children) -> n responses, timed from the grid status to the
+// last response.
+int RoundTripDispatch(const std::string& broker, int n, int procs, const std::string& dir,
+                      double timeout_s) {
+  procs = ProcessesFor(n, procs);
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
   std::filesystem::create_directories(dir, ec);
@@ -284,31 +517,14 @@ int RoundTripDispatch(const std::string& broker, int n, const std::string& dir, 
   if (!WaitUntil([&] { return agg->stats().ready; }, 30)) Die("aggregator did not get ready");
 
   const std::string substation = fmt::format("bench-sub-{}", ::getpid());
+  // Ids of their own: the broker still holds earlier runs' retained births.
+  const std::string prefix = fmt::format("bench-{}", ::getpid());
   // Let retained messages already on the broker settle first.
   std::this_thread::sleep_for(std::chrono::seconds(1));
   const uint64_t stored_before = agg->stats().stored;
-  std::vector<std::unique_ptr<derms::edge::EdgeAgent>> agents;
-  for (int i = 0; i < n; ++i) {
-    derms::edge::AgentOptions a;
-    a.broker_uri = broker;
-    // Ids of their own: the broker still holds earlier runs' retained births.
-    a.der_id = fmt::format("bench-{}-{:05d}", ::getpid(), i);
-    a.substation_id = substation;
-    a.nameplate = {derms::v1::BATTERY, 10, 10, 1000, 37.7, -122.4};
-    a.telemetry_interval_s = 3600;  // one sample at start: quiet during the measurement
-    a.state_dir = dir + "/state";
-    a.reconnect_min_ms = 200;
-    auto device = derms::edge::MakeSimulatedDevice(a.nameplate, i, derms::WallNowMs());
-    auto agent = derms::edge::EdgeAgent::Create(a, std::move(device));
-    if (!agent.ok()) Die(agent.status().ToString());
-    agents.push_back(std::move(agent).value());
-  }
-  std::atomic<bool> stop_agents{false};
-  std::thread agents_thread([&] {
-    derms::edge::RunnerOptions r;
-    r.tick = std::chrono::milliseconds(5);
-    derms::edge::RunAgents(agents, derms::Clock(), stop_agents, r);
-  });
+  auto children =
+      StartChildren(broker, "rt-agents",
+                    {"--prefix", prefix, "--substation", substation, "--dir", dir}, n, procs);
   // Every DER born, online and heard from, so the aggregator counts it as
   // active: three new records each (birth, status change, telemetry).
   if (!WaitUntil([&] { return agg->stats().stored >= stored_before + 3u * n; }, 300)) {
@@ -333,18 +549,20 @@ int RoundTripDispatch(const std::string& broker, int n, const std::string& dir, 
   g.set_supply_kw(1000.0);
   g.set_frequency_hz(60);
   g.set_voltage_pu(1);
+  auto cpu_before = CpuNow(children);
   auto start = Clock::now();
   s = observer->Publish(
       mqtt::Message{topics::GridStatus(substation), derms::codec::ToBinary(g), 1, false, {}, {}});
   if (!s.ok()) Die(s.ToString());
   bool done = WaitUntil([&] { return answered >= n; }, timeout_s);
   double secs = Seconds(Clock::now() - start);
+  auto cpu_after = CpuNow(children);
   observer->ClearHandlers();
-  stop_agents = true;
-  agents_thread.join();
+  bool stopped = StopChildren(children);
   // Leave the broker as we found it: no retained births or statuses of ours.
-  for (const auto& a : agents) {
-    for (const auto& t : {topics::DerBirth(a->der_id()), topics::DerStatus(a->der_id())}) {
+  for (int i = 0; i < n; ++i) {
+    const std::string id = AgentId(prefix, i);
+    for (const auto& t : {topics::DerBirth(id), topics::DerStatus(id)}) {
       (void)observer->Publish(mqtt::Message{t, "", 1, true, {}, {}});
     }
   }
@@ -352,8 +570,9 @@ int RoundTripDispatch(const std::string& broker, int n, const std::string& dir, 
                                  std::chrono::seconds(60));
   stop_agg = true;
   agg_thread.join();
-  Result("rt_dispatch", answered, secs, done ? "" : ", \"timeout\": true");
-  return done ? 0 : 1;
+  Result("rt_dispatch", answered, secs,
+         RoundTripFields(procs, cpu_before, cpu_after) + (done ? "" : ", \"timeout\": true"));
+  return done && stopped ? 0 : 1;
 }
 
 int MinimalEdge(const std::string& broker, double duration_s) {
@@ -763,11 +982,31 @@ int main(int argc, char** argv) {
   auto* ingest = app.add_subcommand("ingest", "the aggregator, in-process, until all is committed");
   ingest->add_option("--messages", messages, "messages to wait for");
   ingest->add_option("--db", db, "database file (replaced)");
+  int procs = 0;
+  const std::string procs_help =
+      fmt::format("child processes holding the clients (0: one per {})", kClientsPerProcess);
   auto* rt_floor = app.add_subcommand("rt-floor", "N publish -> reply round trips, no logic");
   rt_floor->add_option("--ders", ders, "round trips")->check(CLI::Range(1, 100000));
+  rt_floor->add_option("--procs", procs, procs_help)->check(CLI::Range(0, 1000));
   auto* rt_dispatch = app.add_subcommand("rt-dispatch", "grid status -> N control responses");
   rt_dispatch->add_option("--ders", ders, "edge agents")->check(CLI::Range(1, 100000));
+  rt_dispatch->add_option("--procs", procs, procs_help)->check(CLI::Range(0, 1000));
   rt_dispatch->add_option("--dir", dir, "working directory (replaced)");
+  // The children of rt-floor and rt-dispatch, started by them.
+  int first = 0, share = 0;
+  std::string tag, prefix, substation;
+  auto* rt_responders =
+      app.add_subcommand("rt-responders", "(started by rt-floor) responders first..first+count");
+  rt_responders->add_option("--first", first, "first responder")->required();
+  rt_responders->add_option("--count", share, "responders")->required();
+  rt_responders->add_option("--tag", tag, "in the client ids")->required();
+  auto* rt_agents =
+      app.add_subcommand("rt-agents", "(started by rt-dispatch) edge agents first..first+count");
+  rt_agents->add_option("--first", first, "first agent")->required();
+  rt_agents->add_option("--count", share, "agents")->required();
+  rt_agents->add_option("--prefix", prefix, "of the DER ids")->required();
+  rt_agents->add_option("--substation", substation, "the agents' substation")->required();
+  rt_agents->add_option("--dir", dir, "working directory (state in dir/state)")->required();
   auto* minimal = app.add_subcommand("minimal-edge", "bare client, one telemetry message a second");
   minimal->add_option("--duration-s", duration_s, "how long to run");
   int fleet_ders = 100000;
@@ -790,12 +1029,21 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 100000));
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::warn);
+  // A round trip's processes hold up to a thousand sockets each: take all
+  // the descriptors we may (children inherit the limit).
+  rlimit files{};
+  if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    (void)::setrlimit(RLIMIT_NOFILE, &files);
+  }
 
   if (*loadgen) return LoadGen(broker, ders, messages, qos);
   if (*count) return Count(broker, messages, timeout_s);
   if (*ingest) return Ingest(broker, messages, db, timeout_s);
-  if (*rt_floor) return RoundTripFloor(broker, ders, timeout_s);
-  if (*rt_dispatch) return RoundTripDispatch(broker, ders, dir, timeout_s);
+  if (*rt_floor) return RoundTripFloor(broker, ders, procs, timeout_s);
+  if (*rt_dispatch) return RoundTripDispatch(broker, ders, procs, dir, timeout_s);
+  if (*rt_responders) return RoundTripResponders(broker, tag, first, share);
+  if (*rt_agents) return RoundTripAgents(broker, prefix, substation, dir, first, share);
   if (*alloc) return Alloc(fleet_ders, *derms::dispatch::ParsePolicy(policy), repeats);
   if (*memory) return VderMemory(fleet_ders);
   if (*schedule) return Schedule(intervals, schedule_repeats);

@@ -19,6 +19,8 @@ namespace derms::aggregator {
 namespace {
 
 constexpr const char* kScheduleCommandPrefix = "sch-";
+// Schedules kept in memory (for repeats and delivery) before old ones go.
+constexpr size_t kSchedulesKept = 10000;
 
 scheduling::PriceForecast FromWire(const derms::v1::PriceForecast& f) {
   scheduling::PriceForecast out;
@@ -119,6 +121,15 @@ void Aggregator::HandleScheduleRequest(const mqtt::Message& m, int64_t now_ms) {
   store_->Add(storage::ScheduleRecord{q, result, entry.received_ms, now_ms});
   auto& kept = schedules_[q.request_id()] = std::move(entry);
   PublishSchedule(kept, m.response_topic, m.correlation_data, now_ms);
+  // Requests whose window ended a day ago stay in SQLite and retained on the
+  // broker; memory keeps only the recent ones.
+  if (schedules_.size() > kSchedulesKept) {
+    for (auto it = schedules_.begin(); it != schedules_.end();) {
+      bool old = it->second.request.ready_by_ms() < now_ms - 86400000;
+      for (const auto& d : it->second.request.devices()) old &= d.ready_by_ms() < now_ms - 86400000;
+      it = old ? schedules_.erase(it) : std::next(it);
+    }
+  }
 }
 
 namespace {

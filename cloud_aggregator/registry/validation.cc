@@ -163,15 +163,27 @@ Status ValidateGridStatus(const derms::v1::GridStatus& m, std::string_view topic
   });
 }
 
-Status ValidateDispatchRequest(const derms::v1::DispatchRequest& m, std::string_view topic_id) {
+Status ValidateDispatchRequest(const derms::v1::DispatchRequest& m, std::string_view topic_id,
+                               int64_t now_ms) {
   Checker c("dispatch request for vder", topic_id);
+  // A start must be now (0) or ahead, within a week; an interval already
+  // over would only be rejected by every DER.
+  constexpr int64_t kWeekMs = 7LL * 86400 * 1000;
+  bool start_ok =
+      m.start_ms() == 0 || (m.start_ms() >= now_ms - 60000 && m.start_ms() <= now_ms + kWeekMs);
   return First({
       m.request_id().empty() || m.request_id().size() > 128
           ? c.Fail("invalid_field", "request_id must be 1 to 128 characters")
           : Status::Ok(),
       c.InRange("target_kw", m.target_kw(), -1.0e7, 1.0e7),
-      m.start_ms() >= 0 ? Status::Ok() : c.Fail("invalid_field", "start_ms must be >= 0"),
-      m.duration_s() > 0 ? Status::Ok() : c.Fail("invalid_field", "duration_s must be > 0"),
+      start_ok ? Status::Ok()
+               : c.Fail("invalid_field",
+                        fmt::format("start_ms {} must be 0 (now) or within the next 7 days",
+                                    m.start_ms())),
+      m.duration_s() > 0 && m.duration_s() <= 86400
+          ? Status::Ok()
+          : c.Fail("invalid_field",
+                   fmt::format("duration_s {} outside [1, 86400]", m.duration_s())),
   });
 }
 

@@ -20,7 +20,9 @@ Status ValidateStatus(const derms::v1::DerStatus& m, std::string_view topic_id);
 Status ValidateTelemetry(const derms::v1::Telemetry& m, std::string_view topic_id, int64_t now_ms);
 Status ValidateResponse(const derms::v1::ControlResponse& m, std::string_view topic_id);
 Status ValidateGridStatus(const derms::v1::GridStatus& m, std::string_view topic_id);
-Status ValidateDispatchRequest(const derms::v1::DispatchRequest& m, std::string_view topic_id);
+// REQUIRES: now_ms on the aggregator's clock (start_ms is checked against it).
+Status ValidateDispatchRequest(const derms::v1::DispatchRequest& m, std::string_view topic_id,
+                               int64_t now_ms);
 
 }  // namespace derms::registry
 

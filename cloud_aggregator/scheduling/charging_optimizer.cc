@@ -38,9 +38,25 @@ Status Positive(std::string_view who, std::string_view field, double v) {
 Status ValidateNamed(const ChargeNeed& need, std::string_view who) {
   if (Status s = Positive(who, "max_charge_kw", need.max_charge_kw); !s.ok()) return s;
   if (Status s = Positive(who, "energy_kwh", need.energy_kwh); !s.ok()) return s;
+  // Between the years 2000 and 10000, so time arithmetic cannot overflow,
+  // and a window of at most 31 days (a month of 5-minute prices).
+  constexpr int64_t kYear2000Ms = 946684800000LL;
+  constexpr int64_t kYear10000Ms = 253402300800000LL;
+  constexpr int64_t kMaxWindowMs = 31LL * 86400 * 1000;
+  for (auto [field, ms] :
+       {std::pair<const char*, int64_t>{"earliest_start_ms", need.earliest_start_ms},
+        {"ready_by_ms", need.ready_by_ms}}) {
+    if (ms < kYear2000Ms || ms >= kYear10000Ms) {
+      return Invalid(who, fmt::format("{} {} outside the years 2000 to 9999", field, ms));
+    }
+  }
   if (need.ready_by_ms <= need.earliest_start_ms) {
     return Invalid(who, fmt::format("ready_by_ms {} must be after earliest_start_ms {}",
                                     need.ready_by_ms, need.earliest_start_ms));
+  }
+  if (need.ready_by_ms - need.earliest_start_ms > kMaxWindowMs) {
+    return Invalid(who, fmt::format("window from earliest_start_ms to ready_by_ms is longer than "
+                                    "31 days"));
   }
   if (need.soc_pct &&
       !(std::isfinite(*need.soc_pct) && *need.soc_pct >= 0 && *need.soc_pct <= 100)) {
@@ -369,6 +385,8 @@ Status Simplex(glp_prob* lp, std::string_view what) {
   glp_init_smcp(&parm);
   parm.msg_lev = GLP_MSG_OFF;
   parm.presolve = GLP_ON;
+  // Runs on the aggregator's processing thread: a bound, not a hang.
+  parm.tm_lim = 10000;
   const int ret = glp_simplex(lp, &parm);
   if (ret != 0) {
     return Status::Error("solver_error", fmt::format("{}: glp_simplex returned {} {}", what, ret,

@@ -283,23 +283,24 @@ void Aggregator::HandleResponse(const std::string& der_id, const mqtt::Message& 
     in_force_.erase(in_force);
   }
   if (schedule_commands_.count(r.command_id())) OnScheduleResponse(r, now_ms);
-  auto command = commands_.find(r.command_id());
-  if (command != commands_.end()) {
-    auto [run_id, member] = command->second;
-    auto run = runs_.find(run_id);
+  auto sent = sent_.find(r.command_id());
+  if (sent != sent_.end()) {
+    const SentControl& c = sent->second;
+    // An accepted control is what the DER follows now (if it is the latest
+    // we sent it and no return-to-default went after it); a refused one
+    // leaves it following whatever it followed before.
+    auto latest = latest_sent_.find(der_id);
+    bool latest_for_der = latest != latest_sent_.end() && latest->second == r.command_id();
+    if (latest_for_der && (r.status() == derms::v1::APPLIED || r.status() == derms::v1::CLAMPED ||
+                           r.status() == derms::v1::RECEIVED)) {
+      in_force_[der_id] = InForce{r.command_id(), c.run_id,
+                                  r.status() == derms::v1::CLAMPED ? r.applied_kw() : c.kw,
+                                  c.ends_ms, r.status() == derms::v1::APPLIED};
+    }
+    auto run = runs_.find(c.run_id);
     if (run != runs_.end()) {
-      const ActiveRun& active = run->second;
-      const workflow::RunMember& m = active.run->members()[member];
-      // An accepted control is what the DER follows now; a refused one
-      // leaves it following whatever it followed before.
-      if (r.status() == derms::v1::APPLIED || r.status() == derms::v1::CLAMPED) {
-        int64_t begins = active.start_ms > 0 ? active.start_ms : now_ms;
-        in_force_[der_id] = InForce{
-            r.command_id(), run_id, r.status() == derms::v1::APPLIED ? m.target_kw : r.applied_kw(),
-            begins + active.duration_s * 1000, r.status() == derms::v1::APPLIED};
-      }
-      run->second.run->OnResponse(member, r.command_id(), r.status(), r.applied_kw(), r.reason());
-      if (!run->second.run->Waiting()) Advance(run_id, now_ms);
+      run->second.run->OnResponse(c.member, r.command_id(), r.status(), r.applied_kw(), r.reason());
+      if (!run->second.run->Waiting()) Advance(c.run_id, now_ms);
     }
   }
   store_->Add(storage::ResponseRecord{std::move(r), der_id, now_ms});
@@ -321,6 +322,19 @@ void Aggregator::Periodic(int64_t now_ms) {
   next_periodic_ = wall + std::chrono::milliseconds(200);
   for (const auto& der_id : registry_.ExpireSilent(now_ms)) {
     NoteOnlineChange(*registry_.Find(der_id), false, "silence", now_ms);
+  }
+  // Controls that have ended (with a minute for late answers) are forgotten.
+  for (auto it = sent_.begin(); it != sent_.end();) {
+    if (it->second.ends_ms + 60000 >= now_ms) {
+      ++it;
+      continue;
+    }
+    auto latest = latest_sent_.find(it->second.der_id);
+    if (latest != latest_sent_.end() && latest->second == it->first) latest_sent_.erase(latest);
+    it = sent_.erase(it);
+  }
+  for (auto it = in_force_.begin(); it != in_force_.end();) {
+    it = it->second.ends_ms < now_ms ? in_force_.erase(it) : std::next(it);
   }
   if (!session_.online()) return;
   PublishVderStatuses(false);

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -155,7 +156,8 @@ class Aggregator {
   void SolveSchedule(ScheduleEntry& entry, int64_t now_ms);
   void OnScheduleResponse(const derms::v1::ControlResponse& r, int64_t now_ms);
   void PublishSchedule(const ScheduleEntry& entry, const std::string& response_topic,
-                       const std::string& correlation_data, int64_t now_ms);
+                       const std::string& correlation_data, int64_t now_ms,
+                       bool on_result_topic = true);
 
   void Periodic(int64_t now_ms);
   void PublishStatus(bool online, int64_t now_ms);
@@ -181,12 +183,24 @@ class Aggregator {
   registry::DerRegistry registry_;
   std::unique_ptr<vder::VderFleet> fleet_;
   dispatch::CostTable costs_;
-  std::vector<VderView> views_;                                           // by virtual DER index
-  std::map<int64_t, ActiveRun> runs_;                                     // by run id
-  std::unordered_map<std::string, std::pair<int64_t, size_t>> commands_;  // -> run, member
-  std::unordered_map<std::string, InForce> in_force_;                     // by der_id
+  std::vector<VderView> views_;        // by virtual DER index
+  std::map<int64_t, ActiveRun> runs_;  // by run id
+  // Every dispatch control sent, until it has ended: late answers still
+  // say what a DER follows, after its run has finished.
+  struct SentControl {
+    std::string der_id;
+    int64_t run_id = 0;
+    size_t member = 0;  // in its run
+    double kw = 0;
+    int64_t begins_ms = 0;
+    int64_t ends_ms = 0;
+  };
+  std::unordered_map<std::string, SentControl> sent_;         // by command_id
+  std::unordered_map<std::string, std::string> latest_sent_;  // der_id -> command_id
+  std::unordered_map<std::string, InForce> in_force_;         // by der_id
   scheduling::PriceBook price_book_;
   std::map<std::string, ScheduleEntry> schedules_;                  // by request_id
+  std::deque<std::string> schedule_order_;                          // request_ids, oldest first
   std::unordered_map<std::string, std::string> schedule_commands_;  // command_id -> request_id
   uint64_t schedules_made_ = 0;
   int64_t last_run_id_;

@@ -88,8 +88,22 @@ void Aggregator::HandleDispatchRequest(const std::string& vder_id, const mqtt::M
   derms::v1::DispatchRequest req;
   Status s =
       codec::ParseOperator(m.payload, fmt::format("dispatch request for vder '{}'", vder_id), &req);
-  if (s.ok()) s = registry::ValidateDispatchRequest(req, vder_id);
-  if (!s.ok()) return Reject(s, m.topic);
+  if (s.ok()) s = registry::ValidateDispatchRequest(req, vder_id, now_ms);
+  if (!s.ok()) {
+    Reject(s, m.topic);
+    // Answered where the requester listens, when it said where.
+    if (!m.response_topic.empty()) {
+      derms::v1::DispatchResult refused;
+      refused.set_request_id(req.request_id());
+      refused.set_vder_id(vder_id);
+      refused.set_reason(s.message());
+      refused.set_timestamp_ms(now_ms);
+      Status ps = client_->Publish(mqtt::Message{
+          m.response_topic, codec::ToJson(refused), 1, false, {}, m.correlation_data});
+      if (!ps.ok()) rejection_log_.Warn("publish_failed", ps.message());
+    }
+    return;
+  }
   Accept();
   ActiveRun pending;
   pending.answer = true;
@@ -164,6 +178,7 @@ void Aggregator::StartRun(int root, double requested_kw, storage::DispatchRunRec
   }
   for (int64_t id : overlapping) FinishRun(id, "superseded", now_ms);
 
+  const bool grid_run = record.trigger == "grid_status";
   auto members = ActiveMembers(root, substation_id, duration_s, now_ms);           // stage 2
   workflow::Capacity capacity = workflow::TotalCapacity(members);                  // stage 3
   workflow::Command command = workflow::DischargeCommand(requested_kw, capacity);  // stage 5
@@ -192,14 +207,16 @@ void Aggregator::StartRun(int root, double requested_kw, storage::DispatchRunRec
       std::make_unique<workflow::DispatchRun>(tree, root, command.command_kw, std::move(members),
                                               duration_s, static_cast<int>(options_.max_rounds));
   // What DERs already follow: kept rather than re-sent when close enough
-  // and with more than half their time left, and what a DER that refuses
-  // its new setpoint goes on doing.
+  // and lasting long enough, and what a DER that refuses its new setpoint
+  // goes on doing. A grid run is renewed by the next grid status, so a
+  // setpoint with half its time left will do; a utility's dispatch asks for
+  // its whole window.
+  int64_t keep_until_ms = grid_run ? now_ms + duration_s * 1000 / 2 : now_ms + duration_s * 1000;
   std::vector<workflow::InForceSetpoint> in_force(run.run->members().size());
   for (size_t i = 0; i < in_force.size(); ++i) {
     auto f = in_force_.find(run.run->members()[i].active.der_id);
     if (f == in_force_.end() || f->second.ends_ms <= now_ms) continue;
-    bool keepable =
-        start_ms == 0 && f->second.applied && f->second.ends_ms - now_ms > duration_s * 1000 / 2;
+    bool keepable = start_ms == 0 && f->second.applied && f->second.ends_ms > keep_until_ms;
     in_force[i] = {f->second.kw, f->second.command_id, keepable};
   }
   run.defaulted.assign(in_force.size(), false);
@@ -222,7 +239,10 @@ void Aggregator::SendRound(ActiveRun& run, const std::vector<size_t>& members, i
     iv->set_duration_s(static_cast<uint32_t>(run.duration_s));
     iv->set_target_kw(m.target_kw);
     Publish(topics::DerControl(der_id), codec::ToBinary(c));
-    commands_[c.command_id()] = {run_id, i};
+    int64_t begins_ms = run.start_ms > 0 ? run.start_ms : now_ms;
+    sent_[c.command_id()] =
+        SentControl{der_id, run_id, i, m.target_kw, begins_ms, begins_ms + run.duration_s * 1000};
+    latest_sent_[der_id] = c.command_id();
     run.run->Sent(i, c.command_id());
     store_->Add(storage::ControlRecord{std::move(c), der_id, run_id});
     ++controls_sent_;
@@ -251,6 +271,7 @@ void Aggregator::ReleaseUnneeded(const ActiveRun& run, int64_t now_ms) {
     if (in_reach && !needed) {
       SendCommand(der_id, derms::v1::RETURN_TO_DEFAULT,
                   fmt::format("not needed by dispatch run {}", run.record.run_id), now_ms);
+      latest_sent_.erase(der_id);
       it = in_force_.erase(it);
     } else {
       ++it;
@@ -270,6 +291,7 @@ void Aggregator::Advance(int64_t run_id, int64_t now_ms) {
     if (m.state != workflow::MemberState::kNoAnswer || run.defaulted[i]) continue;
     run.defaulted[i] = true;
     in_force_.erase(m.active.der_id);
+    latest_sent_.erase(m.active.der_id);  // a late APPLIED to it no longer holds
     SendCommand(m.active.der_id, derms::v1::RETURN_TO_DEFAULT,
                 fmt::format("no answer to '{}' in time", m.command_id), now_ms);
   }
@@ -318,10 +340,6 @@ void Aggregator::FinishRun(int64_t run_id, const std::string& outcome, int64_t n
 
   for (size_t i = 0; i < run.run->members().size(); ++i) {
     const workflow::RunMember& m = run.run->members()[i];
-    if (!m.command_id.empty()) {
-      auto c = commands_.find(m.command_id);
-      if (c != commands_.end() && c->second.first == run_id) commands_.erase(c);
-    }
     if (m.state == workflow::MemberState::kUncontrolled) continue;
     const dispatch::Member& in = m.active.member;
     r.allocations.push_back(storage::AllocationRow{

@@ -1,9 +1,9 @@
 // The aggregator's charging schedules: price forecasts in (forecast/price/
 // {node}), merged into the price book and stored; schedule requests in
-// (schedule/request), solved by scheduling::OptimizeSingle, answered on
-// schedule/{request_id}/result (retained, so it can be fetched again) and on
-// the MQTT 5 response topic, and carried out by the DER's edge agent as one
-// multi-interval Control when the request names a DER.
+// (schedule/request), solved by scheduling::OptimizeSingle (or OptimizeShared),
+// answered on schedule/{request_id}/result and on the MQTT 5 response topic
+// (a request carrying only an earlier request_id fetches its result again), and carried out by the
+// DER's edge agent as one multi-interval Control when the request names a DER.
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -21,6 +21,8 @@ namespace {
 constexpr const char* kScheduleCommandPrefix = "sch-";
 // Schedules kept in memory (for repeats and delivery) before old ones go.
 constexpr size_t kSchedulesKept = 10000;
+// Devices in one shared-limit request: the LP grows with their overlaps.
+constexpr int kMaxDevices = 50;
 
 scheduling::PriceForecast FromWire(const derms::v1::PriceForecast& f) {
   scheduling::PriceForecast out;
@@ -93,17 +95,45 @@ void Aggregator::HandleScheduleRequest(const mqtt::Message& m, int64_t now_ms) {
   entry.received_ms = now_ms;
   derms::v1::ScheduleRequest& q = entry.request;
   Status s = codec::ParseOperator(m.payload, "schedule request", &q);
-  if (!s.ok()) return Reject(s, m.topic);
-  if (q.request_id().empty()) {
-    q.set_request_id(fmt::format("sched-{}-{}", now_ms, ++schedules_made_));
-  } else if (!topics::IsValidId(q.request_id())) {
-    return Reject(Invalid(q.request_id(), "request_id must match [A-Za-z0-9_-]{1,64}"), m.topic);
+  if (s.ok() && !q.request_id().empty() && !topics::IsValidId(q.request_id())) {
+    s = Invalid(q.request_id(), "request_id must match [A-Za-z0-9_-]{1,64}");
+    q.clear_request_id();
   }
-  // A repeated request is answered with what it got the first time.
+  if (!s.ok()) {
+    Reject(s, m.topic);
+    // Answered where the requester listens, when it said where.
+    ScheduleEntry refused;
+    refused.result.set_request_id(q.request_id());
+    refused.result.set_status(derms::v1::SCHEDULE_FAILED);
+    refused.result.set_reason(s.message());
+    if (!m.response_topic.empty()) {
+      PublishSchedule(refused, m.response_topic, m.correlation_data, now_ms, false);
+    }
+    return;
+  }
+  if (q.request_id().empty())
+    q.set_request_id(fmt::format("sched-{}-{}", now_ms, ++schedules_made_));
+  // A repeated request, or one carrying nothing but an earlier request's id,
+  // is answered with that request's result: how a result is fetched again.
   auto known = schedules_.find(q.request_id());
   if (known != schedules_.end()) {
     Accept();
     return PublishSchedule(known->second, m.response_topic, m.correlation_data, now_ms);
+  }
+  bool lookup = q.max_charge_kw() == 0 && q.energy_kwh() == 0 && q.devices_size() == 0 &&
+                q.node().empty() && q.der_id().empty();
+  if (lookup) {
+    Accept();
+    ScheduleEntry found;
+    auto stored = store_->LoadScheduleResult(q.request_id());
+    if (stored) {
+      found.result = std::move(*stored);
+    } else {
+      found.result.set_request_id(q.request_id());
+      found.result.set_status(derms::v1::SCHEDULE_FAILED);
+      found.result.set_reason(fmt::format("no schedule request '{}' is known", q.request_id()));
+    }
+    return PublishSchedule(found, m.response_topic, m.correlation_data, now_ms);
   }
   derms::v1::ScheduleResult& result = entry.result;
   result.set_request_id(q.request_id());
@@ -119,16 +149,19 @@ void Aggregator::HandleScheduleRequest(const mqtt::Message& m, int64_t now_ms) {
     Accept();
   }
   store_->Add(storage::ScheduleRecord{q, result, entry.received_ms, now_ms});
-  auto& kept = schedules_[q.request_id()] = std::move(entry);
+  const std::string id = q.request_id();
+  auto& kept = schedules_[id] = std::move(entry);
   PublishSchedule(kept, m.response_topic, m.correlation_data, now_ms);
-  // Requests whose window ended a day ago stay in SQLite and retained on the
-  // broker; memory keeps only the recent ones.
-  if (schedules_.size() > kSchedulesKept) {
-    for (auto it = schedules_.begin(); it != schedules_.end();) {
-      bool old = it->second.request.ready_by_ms() < now_ms - 86400000;
-      for (const auto& d : it->second.request.devices()) old &= d.ready_by_ms() < now_ms - 86400000;
-      it = old ? schedules_.erase(it) : std::next(it);
-    }
+  // Memory keeps the most recent requests (for repeats and deliveries);
+  // older ones are answered from SQLite.
+  schedule_order_.push_back(id);
+  while (schedule_order_.size() > kSchedulesKept) {
+    auto old = schedules_.find(schedule_order_.front());
+    schedule_order_.pop_front();
+    if (old == schedules_.end()) continue;
+    schedule_commands_.erase(old->second.result.command_id());
+    for (const auto& d : old->second.result.devices()) schedule_commands_.erase(d.command_id());
+    schedules_.erase(old);
   }
 }
 
@@ -231,6 +264,10 @@ void Aggregator::SolveSchedule(ScheduleEntry& entry, int64_t now_ms) {
   for (size_t i = 0; i < devices.size(); ++i) {
     Status s = NeedFrom(*devices[i], shared ? fmt::format("devices[{}]: ", i) : "", &needs[i]);
     if (!s.ok()) return fail(s.message());
+  }
+  if (q.devices_size() > kMaxDevices) {
+    return fail(
+        fmt::format("devices: {} given, at most {} per request", q.devices_size(), kMaxDevices));
   }
   if (shared && !(q.import_limit_kw() > 0 && std::isfinite(q.import_limit_kw()))) {
     return fail(fmt::format("import_limit_kw {} must be > 0 with devices", q.import_limit_kw()));
@@ -366,11 +403,12 @@ void Aggregator::OnScheduleResponse(const derms::v1::ControlResponse& r, int64_t
 }
 
 void Aggregator::PublishSchedule(const ScheduleEntry& entry, const std::string& response_topic,
-                                 const std::string& correlation_data, int64_t now_ms) {
+                                 const std::string& correlation_data, int64_t now_ms,
+                                 bool on_result_topic) {
   derms::v1::ScheduleResult result = entry.result;
   result.set_timestamp_ms(now_ms);
   std::string json = codec::ToJson(result);
-  Publish(topics::ScheduleResult(result.request_id()), json, true);
+  if (on_result_topic) Publish(topics::ScheduleResult(result.request_id()), json);
   if (response_topic.empty()) return;
   Status s = client_->Publish(mqtt::Message{response_topic, json, 1, false, {}, correlation_data});
   if (!s.ok()) rejection_log_.Warn("publish_failed", s.message());

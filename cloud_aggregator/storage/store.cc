@@ -234,8 +234,10 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
 Store::Store(const StoreOptions& options, sqlite3* db)
     : options_(options), db_(db), queue_(options.queue_capacity) {
   sqlite3_stmt* stmt = nullptr;
-  if (sqlite3_prepare_v2(db_, "SELECT COALESCE(MAX(run_id), 0) FROM dispatch_runs", -1, &stmt,
-                         nullptr) == SQLITE_OK &&
+  if (sqlite3_prepare_v2(db_,
+                         "SELECT MAX((SELECT COALESCE(MAX(run_id), 0) FROM dispatch_runs), "
+                         "(SELECT COALESCE(MAX(run_id), 0) FROM controls))",
+                         -1, &stmt, nullptr) == SQLITE_OK &&
       sqlite3_step(stmt) == SQLITE_ROW) {
     last_run_id_ = sqlite3_column_int64(stmt, 0);
   }
@@ -280,6 +282,28 @@ Store::~Store() {
   if (writer_.joinable()) writer_.join();
   statements_.reset();
   sqlite3_close(db_);
+}
+
+std::optional<derms::v1::ScheduleResult> Store::LoadScheduleResult(
+    const std::string& request_id) const {
+  sqlite3* db = nullptr;
+  std::optional<derms::v1::ScheduleResult> out;
+  if (sqlite3_open_v2(options_.path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+    sqlite3_busy_timeout(db, 1000);
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v2(db, "SELECT result FROM schedule_requests WHERE request_id = ?", -1,
+                           &stmt, nullptr) == SQLITE_OK &&
+        sqlite3_bind_text(stmt, 1, request_id.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
+        sqlite3_step(stmt) == SQLITE_ROW) {
+      derms::v1::ScheduleResult r;
+      const void* blob = sqlite3_column_blob(stmt, 0);
+      int size = sqlite3_column_bytes(stmt, 0);
+      if (blob != nullptr && r.ParseFromArray(blob, size)) out = std::move(r);
+    }
+    sqlite3_finalize(stmt);
+  }
+  sqlite3_close(db);
+  return out;
 }
 
 void Store::Add(Record record) { queue_.Push(Item(std::move(record))); }

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <future>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <variant>
@@ -152,8 +153,13 @@ class Store {
   void Add(Record record);
   // Returns once every record added before the call is committed.
   void Flush();
-  // The largest dispatch run id stored (0 for a new database), read at open.
+  // The largest dispatch run id stored (0 for a new database), read at open;
+  // controls count too, since runs cut short by a crash are not recorded.
   int64_t last_run_id() const { return last_run_id_; }
+  // The stored result of a schedule request, read on a connection of its own
+  // (readers do not wait for the writer); nullopt when there is none.
+  // Results still queued for the writer are not seen.
+  std::optional<derms::v1::ScheduleResult> LoadScheduleResult(const std::string& request_id) const;
   // The stored price forecasts, in arrival order, read at open (moved out).
   std::vector<derms::v1::PriceForecast> TakeStoredForecasts() { return std::move(forecasts_); }
   const StoreCounters& counters() const { return counters_; }

@@ -155,8 +155,9 @@ class VderFleet {
     std::vector<int> direct;
     std::vector<int> containing;
   };
-  // A contribution as stored: floats, and every add and subtract uses the
-  // stored values, so the aggregates stay consistent to the last bit.
+  // A contribution as stored: floats (half the memory), and every add and
+  // subtract uses the stored value, so what was added is what is taken away;
+  // the sums drift only by double rounding.
   struct StoredContribution {
     float output_kw = 0;
     float available_discharge_kw = 0;
@@ -168,8 +169,7 @@ class VderFleet {
     uint32_t placement = 0;
     StoredContribution last;
   };
-  void Apply(const std::vector<int>& vders, const StoredContribution& c, double sign,
-             int members);
+  void Apply(const std::vector<int>& vders, const StoredContribution& c, double sign, int members);
   uint32_t Intern(VderTree::Placement p);
   void Grow();
 

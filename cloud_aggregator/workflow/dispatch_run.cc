@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 
 namespace derms::workflow {
@@ -91,8 +92,11 @@ std::vector<size_t> DispatchRun::Begin(const std::vector<InForceSetpoint>& in_fo
   }
   auto send = Allocate();
   bool held = false;
-  for (size_t i : send) {
-    if (i >= in_force.size() || !in_force[i].keepable) continue;
+  // Every member, not only those due a control: one whose edge reports no
+  // baseline has its setpoint as baseline, so "no change needed" must keep
+  // the setpoint, not release it.
+  for (size_t i = 0; i < members_.size() && i < in_force.size(); ++i) {
+    if (!in_force[i].keepable) continue;
     RunMember& m = members_[i];
     if (std::abs(m.target_kw - in_force[i].kw) >= deadband_kw) continue;
     m.held = true;
@@ -134,8 +138,11 @@ void DispatchRun::OnResponse(size_t i, const std::string& command_id,
       m.applied_kw = m.fallback_kw = m.target_kw;
       break;
     case derms::v1::CLAMPED:
+      // A device clamps into what it can do: an answer outside the range it
+      // reported is not believed beyond that range.
       m.state = MemberState::kClamped;
-      m.applied_kw = m.fallback_kw = applied_kw;
+      m.applied_kw = m.fallback_kw =
+          std::clamp(applied_kw, m.active.member.min_kw, m.active.member.max_kw);
       break;
     case derms::v1::REJECTED:
     case derms::v1::SUPERSEDED:

@@ -318,21 +318,32 @@ TEST_CASE("a grid status is checked for its substation and values", "[unit][vali
   RequireInvalid(reg::ValidateGridStatus(g, "sub-1"), "sub-1", "voltage_pu");
 }
 
-TEST_CASE("a dispatch request is checked for its id, target and duration", "[unit][validation]") {
-  RequireOk(reg::ValidateDispatchRequest(GoodDispatch(), "fleet-1"));
+TEST_CASE("a dispatch request is checked for its id, target, start and duration",
+          "[unit][validation]") {
+  RequireOk(reg::ValidateDispatchRequest(GoodDispatch(), "fleet-1", kNow));
   auto d = GoodDispatch();
   d.set_duration_s(0);
-  RequireInvalid(reg::ValidateDispatchRequest(d, "fleet-1"), "fleet-1", "duration_s");
+  RequireInvalid(reg::ValidateDispatchRequest(d, "fleet-1", kNow), "fleet-1", "duration_s");
   d = GoodDispatch();
   d.set_target_kw(kNaN);
-  RequireInvalid(reg::ValidateDispatchRequest(d, "fleet-1"), "fleet-1", "target_kw");
+  RequireInvalid(reg::ValidateDispatchRequest(d, "fleet-1", kNow), "fleet-1", "target_kw");
   d = GoodDispatch();
   d.set_target_kw(-kInf);
-  RequireInvalid(reg::ValidateDispatchRequest(d, "fleet-1"), "fleet-1", "target_kw");
+  RequireInvalid(reg::ValidateDispatchRequest(d, "fleet-1", kNow), "fleet-1", "target_kw");
   d = GoodDispatch();
   d.clear_request_id();
-  RequireInvalid(reg::ValidateDispatchRequest(d, "fleet-1"), "fleet-1", "request_id");
+  RequireInvalid(reg::ValidateDispatchRequest(d, "fleet-1", kNow), "fleet-1", "request_id");
   d = GoodDispatch();
   d.set_start_ms(-1);
-  RequireInvalid(reg::ValidateDispatchRequest(d, "fleet-1"), "fleet-1", "start_ms");
+  RequireInvalid(reg::ValidateDispatchRequest(d, "fleet-1", kNow), "fleet-1", "start_ms");
+  // Already over, or so far ahead that its end would overflow the clock.
+  d.set_start_ms(kNow - kDayMs);
+  RequireInvalid(reg::ValidateDispatchRequest(d, "fleet-1", kNow), "fleet-1", "start_ms");
+  d.set_start_ms(9223372036854775000LL);
+  RequireInvalid(reg::ValidateDispatchRequest(d, "fleet-1", kNow), "fleet-1", "start_ms");
+  d.set_start_ms(kNow + kDayMs);
+  RequireOk(reg::ValidateDispatchRequest(d, "fleet-1", kNow));
+  d = GoodDispatch();
+  d.set_duration_s(4000000000u);
+  RequireInvalid(reg::ValidateDispatchRequest(d, "fleet-1", kNow), "fleet-1", "duration_s");
 }

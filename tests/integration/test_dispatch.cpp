@@ -215,4 +215,17 @@ TEST_CASE("a dispatch request is answered on its MQTT 5 response topic with its 
   REQUIRE(codec::ParseJson(unknown->payload, "result", &result).ok());
   CHECK(result.shortfall_kw() == Approx(5));
   CHECK(result.reason().find("unknown virtual DER") != std::string::npos);
+
+  // An invalid request is refused, and the refusal names the field.
+  REQUIRE(utility
+              .Publish(topics::VderDispatch("sub-r"),
+                       R"({"request_id": "r-45", "target_kw": 5, "duration_s": 0})", false,
+                       "utility/replies", "corr-9")
+              .ok());
+  reply = utility.Next("utility/replies");
+  REQUIRE(reply);
+  CHECK(reply->correlation_data == "corr-9");
+  REQUIRE(codec::ParseJson(reply->payload, "result", &result).ok());
+  CHECK(result.request_id() == "r-45");
+  CHECK_THAT(result.reason(), Catch::Contains("duration_s"));
 }

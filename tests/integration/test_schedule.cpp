@@ -103,7 +103,7 @@ TEST_CASE("a schedule request is answered with the cheapest schedule and an EV c
     bool cheap = i == 6 || i == 7 || i == 15 || i == 16;
     if (!cheap) CHECK(result.slots(i).power_kw() == 0);
   }
-  // The edge agent accepted it: the retained result says delivered.
+  // The edge agent accepted it: the result is published again, delivered.
   auto delivered = user.Next(topics::ScheduleResult("s-2"), [](const mqtt::Message& m) {
     v1::ScheduleResult r;
     return codec::ParseJson(m.payload, "r", &r).ok() && r.status() == v1::SCHEDULE_DELIVERED;
@@ -118,6 +118,17 @@ TEST_CASE("a schedule request is answered with the cheapest schedule and an EV c
   REQUIRE(QueryInt(db,
                    "SELECT status = 'SCHEDULE_DELIVERED' FROM schedule_requests WHERE "
                    "request_id='s-2'") == 1);
+  // Fetched again later: a request carrying only its id.
+  REQUIRE(user.Publish(topics::ScheduleRequest(), R"({"request_id":"s-2"})", false, "me/replies",
+                       "c-again")
+              .ok());
+  auto again = user.Next("me/replies");
+  REQUIRE(again);
+  CHECK(again->correlation_data == "c-again");
+  v1::ScheduleResult fetched;
+  REQUIRE(codec::ParseJson(again->payload, "result", &fetched).ok());
+  CHECK(fetched.status() == v1::SCHEDULE_DELIVERED);
+  CHECK(fetched.cost() == Approx(result.cost()));
   // Its lifecycle: received, solved, delivered.
   CHECK(QueryInt(db,
                  "SELECT group_concat(status, ' ') = 'SCHEDULE_RECEIVED SCHEDULE_SOLVED "
@@ -135,8 +146,9 @@ TEST_CASE("a schedule request is answered with the cheapest schedule and an EV c
     CHECK(r.status() == v1::SCHEDULE_FAILED);
     return r.reason();
   };
-  CHECK_THAT(failed(R"({"request_id":"bad-1","node":"NOWHERE","max_charge_kw":7,"energy_kwh":5,)"
-                    R"("earliest_start_ms":"1","ready_by_ms":"2"})"),
+  CHECK_THAT(failed(fmt::format(R"({{"request_id":"bad-1","node":"NOWHERE","max_charge_kw":7,)"
+                                R"("energy_kwh":5,"earliest_start_ms":"{}","ready_by_ms":"{}"}})",
+                                start_ms, ready_by_ms)),
              Catch::Contains("NOWHERE"));
   CHECK_THAT(failed(fmt::format(R"({{"request_id":"bad-2","node":"NODE-E","max_charge_kw":0,)"
                                 R"("energy_kwh":5,"earliest_start_ms":"{}","ready_by_ms":"{}"}})",

@@ -232,7 +232,8 @@ derms::StatusOr<int64_t> ParseTime(const std::string& flag, const std::string& t
     try {
       size_t used = 0;
       double n = std::stod(text.substr(1, text.size() - 2), &used);
-      if (used != text.size() - 2 || !(n >= 0)) return bad();
+      // At most about ten years ahead, so the sum stays an int64.
+      if (used != text.size() - 2 || !(n >= 0) || n * scale > 3.2e11) return bad();
       return now_ms + static_cast<int64_t>(n * scale);
     } catch (const std::exception&) {
       return bad();
@@ -376,8 +377,8 @@ int main(int argc, char** argv) {
                                "price per MWh of energy left undelivered");
   schedule_request->add_flag("--no-execute", no_execute, "do not send the schedule to the DER");
   schedule_request->add_option("--wait", c.wait_s, "seconds to wait for answers (default 5)");
-  auto* schedule_get = schedule->add_subcommand(
-      "get", "print the latest result of a request (retained on schedule/{id}/result)");
+  auto* schedule_get =
+      schedule->add_subcommand("get", "print the latest result of an earlier request, by its id");
   std::string get_id;
   schedule_get->add_option("request_id", get_id, "request id")->required();
 
@@ -451,8 +452,11 @@ int main(int argc, char** argv) {
   if (*prices_import) return ImportPrices(c, csv_path);
   if (*schedule_get) {
     check_id("request_id", get_id);
-    c.wait_s = 3;
-    return Watch(c, topics::ScheduleResult(get_id), 1, stop);
+    // A request carrying only the id is answered with that request's result.
+    derms::v1::ScheduleRequest lookup;
+    lookup.set_request_id(get_id);
+    return Request(c, topics::ScheduleRequest(), derms::codec::ToJson(lookup),
+                   topics::ScheduleResult(get_id), [](const mqtt::Message&) { return true; });
   }
   if (*schedule_request) {
     sq.set_request_id(sq_id.empty() ? fmt::format("sched-{}", now) : sq_id);

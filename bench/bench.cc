@@ -361,12 +361,14 @@ std::pair<double, double> CpuNow(const std::vector<Child>& children) {
   return {CpuSeconds(::getpid()), in_children};
 }
 
-// The JSON fields common to both round trips: how the clients were split and
-// the CPU seconds each side used between `before` and `after`.
-std::string RoundTripFields(int procs, std::pair<double, double> before,
+// The JSON fields common to both round trips: the clients, how many processes
+// held them, and the CPU seconds used between `before` and `after` here and
+// in the children.
+std::string RoundTripFields(int n, int procs, std::pair<double, double> before,
                             std::pair<double, double> after) {
-  return fmt::format(", \"procs\": {}, \"cpu_bench_s\": {:.2f}, \"cpu_children_s\": {:.2f}", procs,
-                     after.first - before.first, after.second - before.second);
+  return fmt::format(
+      ", \"ders\": {}, \"procs\": {}, \"cpu_bench_s\": {:.2f}, \"cpu_children_s\": {:.2f}", n,
+      procs, after.first - before.first, after.second - before.second);
 }
 
 // One child of rt-floor: responders [first, first + count), each answering
@@ -449,7 +451,7 @@ int RoundTripFloor(const std::string& broker, int n, int procs, double timeout_s
   driver->ClearHandlers();
   bool stopped = StopChildren(children);
   Result("rt_floor", replies, secs,
-         RoundTripFields(procs, cpu_before, cpu_after) + (done ? "" : ", \"timeout\": true"));
+         RoundTripFields(n, procs, cpu_before, cpu_after) + (done ? "" : ", \"timeout\": true"));
   return done && stopped ? 0 : 1;
 }
 
@@ -571,7 +573,7 @@ int RoundTripDispatch(const std::string& broker, int n, int procs, const std::st
   stop_agg = true;
   agg_thread.join();
   Result("rt_dispatch", answered, secs,
-         RoundTripFields(procs, cpu_before, cpu_after) + (done ? "" : ", \"timeout\": true"));
+         RoundTripFields(n, procs, cpu_before, cpu_after) + (done ? "" : ", \"timeout\": true"));
   return done && stopped ? 0 : 1;
 }
 

@@ -9,8 +9,11 @@
 #   BENCH_MESSAGES=100000 BENCH_REPEATS=5 BENCH_BIG_FLEET=0 ./bench/run.sh
 #   BENCH_BUILD_DIR=build-bench BENCH_OUT=/tmp/bench ./bench/run.sh alloc
 #
-# ingest, rt and footprint go through the broker; alloc (dispatch allocation
-# down a virtual DER tree vs one pass over the members, per policy) and
+# ingest, rt and footprint go through the broker. rt holds its N edge agents,
+# and its floor N plain responders, in the same number of child processes
+# (BENCH_RT_PROCS, default one per 1,000 clients), so that neither side
+# measures one process's Paho juggling thousands of sockets.
+# alloc (dispatch allocation down a virtual DER tree vs one pass over the members, per policy) and
 # memory (aggregator bytes per DER with the fleet loaded vs the DER's wire
 # messages, one process per run) are in-process, and so is schedule (the
 # cheapest charging schedule for one device over a week of 5-minute prices,
@@ -21,6 +24,7 @@ ROOT=$(pwd)
 M=${BENCH_MESSAGES:-200000}        # telemetry messages per ingest run
 R=${BENCH_REPEATS:-3}
 BIG=${BENCH_BIG_FLEET:-10000}      # 0 skips the 10,000-agent round trip
+RT_PROCS=${BENCH_RT_PROCS:-0}      # processes holding a round trip's clients (0: one per 1,000)
 FOOTPRINT_S=${BENCH_FOOTPRINT_S:-20}
 FLEET=${BENCH_FLEET_DERS:-100000}  # DERs in the alloc and memory benchmarks
 ALLOC_REPEATS=${BENCH_ALLOC_REPEATS:-5}  # timed allocations per alloc run, after a warm-up
@@ -61,6 +65,17 @@ BENCH="$BUILD/bench/derms-bench"
 EDGE="$BUILD/edge_agent/derms-edge-agent"
 if want ingest; then protoc --python_out="$DIR/py" -I "$ROOT/proto" derms/v1/derms.proto; fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+# The broker holds a descriptor per client: the big round trip needs more
+# than BIG (or 1,000) of them. Beyond the hard limit only root can go.
+NOFILE=$(( (BIG > 1000 ? BIG : 1000) + 1000 ))
+if want rt && [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$NOFILE" ]; then
+  ulimit -n "$NOFILE" 2>/dev/null || true
+fi
+if want rt && [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$NOFILE" ]; then
+  echo "run.sh: ulimit -n is $(ulimit -n) (hard $(ulimit -Hn)), too few for $BIG clients on one broker;" \
+    "raise the hard limit or set BENCH_BIG_FLEET lower" >&2
+  exit 1
+fi
 
 BROKER_PID=""
 trap '[ -z "$BROKER_PID" ] || kill $BROKER_PID 2>/dev/null || true; wait 2>/dev/null || true' EXIT
@@ -121,20 +136,24 @@ if want ingest; then
 fi
 
 # Prints the seconds taken; a run that timed out is noted in $DIR/timeouts.
+# Every run's result line (with the processes used and their CPU seconds)
+# is kept in $DIR/rt.jsonl.
 rt_run() {
-  "$BENCH" --broker "$BROKER" "$@" > "$DIR/rt.out" 2>>"$DIR/rt.err" || true
+  "$BENCH" --broker "$BROKER" "$@" --procs "$RT_PROCS" > "$DIR/rt.out" 2>>"$DIR/rt.err" || true
+  grep '"name": "rt_' "$DIR/rt.out" >> "$DIR/rt.jsonl" || true
   grep -q '"timeout": true' "$DIR/rt.out" && echo "$* --ders" >> "$DIR/timeouts"
   field seconds "$DIR/rt.out"
 }
+# The processes that held the clients of the last round trip of this kind and size.
+rt_procs() { { grep "\"name\": \"$1\"" "$DIR/rt.jsonl" 2>/dev/null || true; } | grep "\"ders\": $2," |
+  tail -1 | sed -n 's/.*"procs": \([0-9]*\).*/\1/p' || true; }
 if want rt; then
   echo "Dispatch round trip" >&2
   collect rt_floor_1000 rt_run rt-floor --ders 1000
   collect rt_dispatch_1000 rt_run rt-dispatch --ders 1000 --dir "$DIR/rt"
   if [ "$BIG" -gt 0 ]; then
-    R_SAVED=$R; R=1
     collect rt_floor_big rt_run rt-floor --ders "$BIG"
     collect rt_dispatch_big rt_run rt-dispatch --ders "$BIG" --dir "$DIR/rt"
-    R=$R_SAVED
   fi
 fi
 
@@ -208,16 +227,26 @@ CPU_MODEL=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)
       "$(med aggregator)" "$(spread aggregator)" "$(med python)" "$(ratio "$(med aggregator)" "$(med python)")"
   fi
   if want rt; then
-    printf '%-58s %14s %18s %14s %8s\n' "dispatch round trip s, 1,000 agents vs plain round trips" \
+    printf '%-58s %14s %18s %14s %8s\n' \
+      "dispatch round trip s, 1,000 agents vs plain (processes: $(rt_procs rt_dispatch 1000))" \
       "$(med rt_dispatch_1000)" "$(spread rt_dispatch_1000)" "$(med rt_floor_1000)" \
       "$(ratio "$(med rt_dispatch_1000)" "$(med rt_floor_1000)")"
+    printf '%-58s %14s %18s %14s %8s\n' "  the plain round trips alone" "$(med rt_floor_1000)" \
+      "$(spread rt_floor_1000)" "-" "-"
     if [ "$BIG" -gt 0 ]; then
       big_ours="$(med rt_dispatch_big)"; big_ratio="$(ratio "$(med rt_dispatch_big)" "$(med rt_floor_big)")"
+      big_floor="$(med rt_floor_big)"
       if grep -q "rt-dispatch --ders $BIG" "$DIR/timeouts" 2>/dev/null; then
         big_ours="timed out"; big_ratio="-"
       fi
-      printf '%-58s %14s %18s %14s %8s\n' "dispatch round trip s, $BIG agents vs plain round trips (1 run)" \
-        "$big_ours" "-" "$(med rt_floor_big)" "$big_ratio"
+      if grep -q "rt-floor --ders $BIG" "$DIR/timeouts" 2>/dev/null; then
+        big_floor="timed out"; big_ratio="-"
+      fi
+      printf '%-58s %14s %18s %14s %8s\n' \
+        "dispatch round trip s, $BIG agents vs plain (processes: $(rt_procs rt_dispatch "$BIG"))" \
+        "$big_ours" "$(spread rt_dispatch_big)" "$big_floor" "$big_ratio"
+      printf '%-58s %14s %18s %14s %8s\n' "  the plain round trips alone" "$big_floor" \
+        "$(spread rt_floor_big)" "-" "-"
     fi
   fi
   if want footprint; then
@@ -250,6 +279,10 @@ CPU_MODEL=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)
 J=("\"machine\": {\"cores\": $(nproc), \"cpu\": \"$CPU_MODEL\"}"
    "\"benchmarks\": \"$SEL\""
    "\"messages\": $M, \"repeats\": $R")
+if want rt; then
+  p=$(rt_procs rt_dispatch 1000); J+=("\"rt_procs_1000\": ${p:-null}")
+  if [ "$BIG" -gt 0 ]; then p=$(rt_procs rt_dispatch "$BIG"); J+=("\"rt_big_fleet\": $BIG, \"rt_procs_big\": ${p:-null}"); fi
+fi
 if want alloc || want memory; then
   J+=("\"fleet_ders\": $FLEET, \"alloc_repeats_per_run\": $ALLOC_REPEATS")
 fi

@@ -199,8 +199,11 @@ class Aggregator {
   std::unordered_map<std::string, std::string> latest_sent_;  // der_id -> command_id
   std::unordered_map<std::string, InForce> in_force_;         // by der_id
   scheduling::PriceBook price_book_;
-  std::map<std::string, ScheduleEntry> schedules_;                  // by request_id
-  std::deque<std::string> schedule_order_;                          // request_ids, oldest first
+  std::map<std::string, ScheduleEntry> schedules_;  // by request_id
+  std::deque<std::string> schedule_order_;
+  // DERs following an owner's charging schedule, until its last interval
+  // ends: dispatch leaves them out rather than be refused by them.
+  std::unordered_map<std::string, int64_t> scheduled_until_ms_;     // request_ids, oldest first
   std::unordered_map<std::string, std::string> schedule_commands_;  // command_id -> request_id
   uint64_t schedules_made_ = 0;
   int64_t last_run_id_;

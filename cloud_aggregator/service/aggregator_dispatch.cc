@@ -155,6 +155,8 @@ std::vector<workflow::ActiveMember> Aggregator::ActiveMembers(int root,
       const registry::DerState* der = registry_.Find(der_id);
       if (der == nullptr || !registry_.IsActive(*der, now_ms)) continue;
       if (!substation_id.empty() && der->birth.substation_id() != substation_id) continue;
+      auto scheduled = scheduled_until_ms_.find(der_id);
+      if (scheduled != scheduled_until_ms_.end() && scheduled->second > now_ms) continue;
       members.push_back({der_id, v, der->birth.der_type(),
                          dispatch::DerMember(der->birth, der->last, static_cast<double>(duration_s),
                                              costs_.CostOf(der->birth))});

@@ -346,6 +346,12 @@ void Aggregator::SolveSchedule(ScheduleEntry& entry, int64_t now_ms) {
     }
     dr->set_command_id(command_id);
     schedule_commands_[command_id] = q.request_id();
+    const auto& last = c.intervals(c.intervals_size() - 1);
+    scheduled_until_ms_[dq.der_id()] = last.start_ms() + int64_t{last.duration_s()} * 1000;
+    // The schedule outranks any dispatch setpoint: that one is no longer
+    // ours to release (a return-to-default would cancel the schedule).
+    in_force_.erase(dq.der_id());
+    latest_sent_.erase(dq.der_id());
     Publish(topics::DerControl(dq.der_id()), codec::ToBinary(c));
     store_->Add(storage::ControlRecord{std::move(c), dq.der_id(), 0});
     ++controls_sent_;
@@ -371,6 +377,7 @@ void Aggregator::OnScheduleResponse(const derms::v1::ControlResponse& r, int64_t
       if (r.status() == derms::v1::CLAMPED) AddReason(target, "clamped by the DER: " + r.reason());
       break;
     case derms::v1::REJECTED:
+      scheduled_until_ms_.erase(target->der_id());
       target->set_status(derms::v1::SCHEDULE_FAILED);
       target->set_reason(
           fmt::format("der '{}' rejected the schedule: {}", target->der_id(), r.reason()));

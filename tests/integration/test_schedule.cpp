@@ -118,6 +118,21 @@ TEST_CASE("a schedule request is answered with the cheapest schedule and an EV c
   REQUIRE(QueryInt(db,
                    "SELECT status = 'SCHEDULE_DELIVERED' FROM schedule_requests WHERE "
                    "request_id='s-2'") == 1);
+  // A grid dispatch at the EV's substation leaves the scheduled EV alone:
+  // it would only refuse a lower-priority setpoint, and releasing it would
+  // cancel the schedule.
+  v1::GridStatus grid;
+  grid.set_load_kw(1010);
+  grid.set_supply_kw(1000);
+  grid.set_frequency_hz(60);
+  REQUIRE(user.Publish(topics::GridStatus("sub-e"), codec::ToJson(grid)).ok());
+  REQUIRE(WaitFor([&] {
+    agg->FlushStore();
+    return QueryInt(db, "SELECT COUNT(*) FROM dispatch_runs WHERE vder_id='sub-e'") == 1;
+  }));
+  CHECK(QueryInt(db, "SELECT members_active FROM dispatch_runs WHERE vder_id='sub-e'") == 0);
+  CHECK(QueryInt(db, "SELECT COUNT(*) FROM controls WHERE der_id='ev-1' AND run_id > 0") == 0);
+
   // Fetched again later: a request carrying only its id.
   REQUIRE(user.Publish(topics::ScheduleRequest(), R"({"request_id":"s-2"})", false, "me/replies",
                        "c-again")

@@ -163,6 +163,14 @@ void Aggregator::Publish(const std::string& topic, const std::string& payload, b
   if (!s.ok()) rejection_log_.Warn("publish_failed", s.message());
 }
 
+void Aggregator::Reply(const std::string& response_topic, const std::string& correlation_data,
+                       const std::string& payload) {
+  if (response_topic.empty()) return;
+  Status s =
+      client_->Publish(mqtt::Message{response_topic, payload, 1, false, {}, correlation_data});
+  if (!s.ok()) rejection_log_.Warn("publish_failed", s.message());
+}
+
 void Aggregator::Handle(const mqtt::Message& m, int64_t now_ms) {
   auto parsed = topics::Parse(m.topic);
   if (!parsed.ok()) {
@@ -323,7 +331,21 @@ void Aggregator::Periodic(int64_t now_ms) {
   for (const auto& der_id : registry_.ExpireSilent(now_ms)) {
     NoteOnlineChange(*registry_.Find(der_id), false, "silence", now_ms);
   }
-  // Controls that have ended (with a minute for late answers) are forgotten.
+  // A sweep over every controlled DER: only now and then.
+  if (wall >= next_sweep_) {
+    next_sweep_ = wall + std::chrono::seconds(5);
+    ForgetEndedControls(now_ms);
+  }
+  if (!session_.online()) return;
+  PublishVderStatuses(false);
+  if (wall >= next_status_) {
+    PublishStatus(true, now_ms);
+    next_status_ = wall + std::chrono::seconds(options_.status_interval_s);
+  }
+}
+
+void Aggregator::ForgetEndedControls(int64_t now_ms) {
+  // A minute past its end a control's late answers have had their chance.
   for (auto it = sent_.begin(); it != sent_.end();) {
     if (it->second.ends_ms + 60000 >= now_ms) {
       ++it;
@@ -335,12 +357,6 @@ void Aggregator::Periodic(int64_t now_ms) {
   }
   for (auto it = in_force_.begin(); it != in_force_.end();) {
     it = it->second.ends_ms < now_ms ? in_force_.erase(it) : std::next(it);
-  }
-  if (!session_.online()) return;
-  PublishVderStatuses(false);
-  if (wall >= next_status_) {
-    PublishStatus(true, now_ms);
-    next_status_ = wall + std::chrono::seconds(options_.status_interval_s);
   }
 }
 
@@ -465,16 +481,14 @@ void Aggregator::Reload(int64_t now_ms) {
                   loaded.status().message());
     return;
   }
-  auto tree = vder::VderTree::Build(loaded->vders);  // checked by LoadReloadable
-  if (!tree.ok()) return;
   // Runs belong to the old tree: they end as they stand.
   while (!runs_.empty()) FinishRun(runs_.begin()->first, "reconfigured", now_ms);
   std::vector<std::string> old_ids;
   for (size_t v = 0; v < fleet_->tree().size(); ++v) {
     old_ids.push_back(fleet_->tree().definition(static_cast<int>(v)).id);
   }
-  fleet_ = std::make_unique<vder::VderFleet>(std::move(tree).value());
-  costs_ = loaded->costs;
+  fleet_ = std::make_unique<vder::VderFleet>(std::move(loaded->tree));
+  costs_ = loaded->config.costs;
   views_.clear();
   registry_.ForEach([this](const registry::DerState& der) {
     if (der.has_birth) PlaceDer(der);

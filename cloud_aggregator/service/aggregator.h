@@ -160,6 +160,7 @@ class Aggregator {
                        bool on_result_topic = true);
 
   void Periodic(int64_t now_ms);
+  void ForgetEndedControls(int64_t now_ms);
   void PublishStatus(bool online, int64_t now_ms);
   std::string StatusJson(bool online, int64_t now_ms) const;
   void NoteOnlineChange(const registry::DerState& der, bool online, const std::string& cause,
@@ -167,6 +168,9 @@ class Aggregator {
   void Reject(const Status& s, const std::string& topic);
   void Accept() { ++accepted_; }
   void Publish(const std::string& topic, const std::string& payload, bool retained = false);
+  // Answers a request on its MQTT 5 response topic, if it gave one.
+  void Reply(const std::string& response_topic, const std::string& correlation_data,
+             const std::string& payload);
   void SendCommand(const std::string& der_id, derms::v1::NodeCommandType type,
                    const std::string& reason, int64_t now_ms);
 
@@ -209,6 +213,7 @@ class Aggregator {
   int64_t last_run_id_;
   std::chrono::steady_clock::time_point next_status_{};
   std::chrono::steady_clock::time_point next_periodic_{};
+  std::chrono::steady_clock::time_point next_sweep_{};
 
   // Read by stats() from any thread.
   std::atomic<uint64_t> accepted_{0};

@@ -98,9 +98,7 @@ void Aggregator::HandleDispatchRequest(const std::string& vder_id, const mqtt::M
       refused.set_vder_id(vder_id);
       refused.set_reason(s.message());
       refused.set_timestamp_ms(now_ms);
-      Status ps = client_->Publish(mqtt::Message{
-          m.response_topic, codec::ToJson(refused), 1, false, {}, m.correlation_data});
-      if (!ps.ok()) rejection_log_.Warn("publish_failed", ps.message());
+      Reply(m.response_topic, m.correlation_data, codec::ToJson(refused));
     }
     return;
   }
@@ -384,9 +382,7 @@ void Aggregator::AnswerDispatch(const derms::v1::DispatchResult& result,
                                 const std::string& correlation_data) {
   std::string json = codec::ToJson(result);
   Publish(topics::VderDispatchResult(result.vder_id()), json);
-  if (response_topic.empty()) return;
-  Status s = client_->Publish(mqtt::Message{response_topic, json, 1, false, {}, correlation_data});
-  if (!s.ok()) rejection_log_.Warn("publish_failed", s.message());
+  Reply(response_topic, correlation_data, json);
 }
 
 }  // namespace derms::aggregator

@@ -168,14 +168,14 @@ Status LoadAggregatorOptions(const std::string& path, AggregatorOptions* o) {
   return Status::Ok();
 }
 
-StatusOr<VderConfig> LoadReloadable(const std::string& path) {
+StatusOr<Reloadable> LoadReloadable(const std::string& path) {
   auto parsed = config::ParseFile(path);
   if (!parsed.ok()) return parsed.status();
   auto vders = ReadVderConfig(*parsed, path);
   if (!vders.ok()) return vders.status();
   auto tree = vder::VderTree::Build(vders->vders);
   if (!tree.ok()) return tree.status();
-  return vders;
+  return Reloadable{std::move(vders).value(), std::move(tree).value()};
 }
 
 }  // namespace derms::aggregator

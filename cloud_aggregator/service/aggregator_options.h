@@ -74,9 +74,13 @@ struct AggregatorOptions {
 
 // Reads `path` (TOML) into `options`, keeping defaults for absent keys.
 Status LoadAggregatorOptions(const std::string& path, AggregatorOptions* options);
-// Reads only the parts that may change while running ([[vder]], [costs]),
-// and checks the tree they make.
-StatusOr<VderConfig> LoadReloadable(const std::string& path);
+// The parts that may change while running ([[vder]], [costs]) and the tree
+// they make, checked.
+struct Reloadable {
+  VderConfig config;
+  vder::VderTree tree;
+};
+StatusOr<Reloadable> LoadReloadable(const std::string& path);
 
 }  // namespace derms::aggregator
 

@@ -416,9 +416,7 @@ void Aggregator::PublishSchedule(const ScheduleEntry& entry, const std::string& 
   result.set_timestamp_ms(now_ms);
   std::string json = codec::ToJson(result);
   if (on_result_topic) Publish(topics::ScheduleResult(result.request_id()), json);
-  if (response_topic.empty()) return;
-  Status s = client_->Publish(mqtt::Message{response_topic, json, 1, false, {}, correlation_data});
-  if (!s.ok()) rejection_log_.Warn("publish_failed", s.message());
+  Reply(response_topic, correlation_data, json);
 }
 
 }  // namespace derms::aggregator

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <set>
 
 #include "cloud_aggregator/registry/validation.h"
 #include "common/codec.h"
@@ -27,23 +29,83 @@ Status DecodeDevice(const std::string& payload, const char* kind, const std::str
   return Status::Error(s.code(), fmt::format("{} from der '{}': {}", kind, der_id, s.message()));
 }
 
+bool IsTelemetryTopic(const std::string& topic) {
+  static const std::string kSuffix = "/telemetry";
+  return topic.size() > kSuffix.size() &&
+         topic.compare(topic.size() - kSuffix.size(), kSuffix.size(), kSuffix) == 0;
+}
+
+// Opens the telemetry journal beside the database and stores what an
+// earlier run left in it (acknowledged to the broker, never committed).
+StatusOr<std::unique_ptr<storage::Journal>> OpenJournal(storage::Store* store, int64_t now_ms) {
+  std::vector<storage::JournalEntry> replay;
+  auto journal = storage::Journal::Open(store->path() + "-inbox", &replay);
+  if (!journal.ok()) return journal.status();
+  size_t stored = 0, refused = 0;
+  for (auto& e : replay) {
+    auto parsed = topics::Parse(e.topic);
+    derms::v1::Telemetry t;
+    Status s = parsed.ok() ? DecodeDevice(e.payload, "telemetry", parsed->id, &t) : parsed.status();
+    if (s.ok()) s = registry::ValidateTelemetry(t, parsed->id, now_ms);
+    if (!s.ok()) {
+      ++refused;
+      spdlog::warn("journal replay: {}", s.message());
+      continue;
+    }
+    store->Add(storage::TelemetryRecord{std::move(t), e.received_ms});
+    ++stored;
+  }
+  store->Flush();
+  (*journal)->ReleaseReplayed();
+  if (!replay.empty()) {
+    spdlog::info(
+        "journal: {} telemetry message(s) from the last run stored again ({} refused); "
+        "already stored ones are kept once",
+        stored, refused);
+  }
+  return journal;
+}
+
 }  // namespace
 
 StatusOr<std::unique_ptr<Aggregator>> Aggregator::Create(const AggregatorOptions& options,
                                                          const Clock& clock) {
   Status valid = options.Validate();
   if (!valid.ok()) return valid;
+  // The store makes the database's directory; the lock file lives beside it.
+  std::error_code ec;
+  auto dir = std::filesystem::path(options.db_path).parent_path();
+  if (!dir.empty()) std::filesystem::create_directories(dir, ec);
+  auto lock = storage::DbLock::Acquire(options.db_path);
+  if (!lock.ok()) return lock.status();
   storage::StoreOptions store_options;
   store_options.path = options.db_path;
   auto store = storage::Store::Open(store_options);
   if (!store.ok()) return store.status();
+  std::unique_ptr<storage::Journal> journal;
+  if (options.journal) {
+    auto opened = OpenJournal(store->get(), clock.NowMs());
+    if (!opened.ok()) return opened.status();
+    journal = std::move(opened).value();
+  }
+
   auto tree = vder::VderTree::Build(options.vders.vders);
   if (!tree.ok()) return tree.status();
   auto client = mqtt::Client::Create(options.broker_uri, options.client_id);
   if (!client.ok()) return client.status();
-  return std::unique_ptr<Aggregator>(new Aggregator(options, clock, std::move(store).value(),
-                                                    std::move(client).value(),
-                                                    std::move(tree).value()));
+  auto aggregator = std::unique_ptr<Aggregator>(
+      new Aggregator(options, clock, std::move(store).value(), std::move(client).value(),
+                     std::move(tree).value()));
+  // The jobs read the aggregator's own copy of the clock: `clock` may be a
+  // temporary of the caller's.
+  const Aggregator* self = aggregator.get();
+  auto history = storage::HistoryJobs::Start(aggregator->store_.get(), options.history,
+                                             [self] { return self->clock_.NowMs(); });
+  if (!history.ok()) return history.status();
+  aggregator->history_ = std::move(history).value();
+  aggregator->journal_ = std::move(journal);
+  aggregator->db_lock_ = std::move(lock).value();
+  return aggregator;
 }
 
 Aggregator::Aggregator(const AggregatorOptions& options, const Clock& clock,
@@ -72,7 +134,13 @@ Aggregator::Aggregator(const AggregatorOptions& options, const Clock& clock,
   LoadPrices(store_->TakeStoredForecasts());
   // Paho's thread only hands the message over; the queue bound pushes back on
   // the broker when the processing thread falls behind.
-  client_->SetMessageHandler([this](mqtt::Message m) { inbound_.Push(std::move(m)); });
+  client_->SetMessageHandler([this](mqtt::Message m) {
+    uint64_t seq = 0;
+    if (journal_ && IsTelemetryTopic(m.topic)) {
+      seq = journal_->Append(m.topic, m.payload, clock_.NowMs());
+    }
+    inbound_.Push(Inbound{std::move(m), seq});
+  });
 }
 
 Aggregator::~Aggregator() {
@@ -115,7 +183,7 @@ void Aggregator::Run(const std::atomic<bool>& stop, std::atomic<bool>* reload) {
         topics::AggregatorStatus(), StatusJson(false, clock_.NowMs()), 1, true, {}, {}};
     return Status::Ok();
   };
-  std::vector<mqtt::Message> batch;
+  std::vector<Inbound> batch;
   batch.reserve(kBurst);
   while (!stop) {
     if (session_.Step(prepare) == mqtt::Session::Event::kOnline) {
@@ -131,12 +199,19 @@ void Aggregator::Run(const std::atomic<bool>& stop, std::atomic<bool>* reload) {
     batch.clear();
     inbound_.WaitAndDrainTo(&batch, kBurst, std::chrono::milliseconds(50));
     int64_t now_ms = clock_.NowMs();
-    for (const auto& m : batch) Handle(m, now_ms);
+    for (const auto& in : batch) {
+      Handle(in.message, now_ms);
+      journal_handled_ = std::max(journal_handled_, in.journal_seq);
+    }
     if (reload && reload->exchange(false)) Reload(clock_.NowMs());
     Periodic(clock_.NowMs());
   }
   // Whatever the broker already handed us is processed before we go.
-  while (auto m = inbound_.PopFor(std::chrono::milliseconds(0))) Handle(*m, clock_.NowMs());
+  while (auto in = inbound_.PopFor(std::chrono::milliseconds(0))) {
+    Handle(in->message, clock_.NowMs());
+    journal_handled_ = std::max(journal_handled_, in->journal_seq);
+  }
+  ReleaseJournal();
   while (!runs_.empty()) FinishRun(runs_.begin()->first, "stopped", clock_.NowMs());
   if (session_.online()) {
     Status s = client_->PublishAndWait(
@@ -328,6 +403,7 @@ void Aggregator::Periodic(int64_t now_ms) {
   auto wall = std::chrono::steady_clock::now();
   if (wall < next_periodic_) return;
   next_periodic_ = wall + std::chrono::milliseconds(200);
+  ReleaseJournal();
   for (const auto& der_id : registry_.ExpireSilent(now_ms)) {
     NoteOnlineChange(*registry_.Find(der_id), false, "silence", now_ms);
   }
@@ -335,6 +411,7 @@ void Aggregator::Periodic(int64_t now_ms) {
   if (wall >= next_sweep_) {
     next_sweep_ = wall + std::chrono::seconds(5);
     ForgetEndedControls(now_ms);
+    if (membership_changed_) StoreMembership();
   }
   if (!session_.online()) return;
   PublishVderStatuses(false);
@@ -388,6 +465,7 @@ Aggregator::VderView& Aggregator::View(int v) {
 }
 
 void Aggregator::PlaceDer(const registry::DerState& der) {
+  membership_changed_ = true;
   size_t before = fleet_->tree().size();
   std::string conflict = fleet_->Place(der.birth);
   if (!conflict.empty()) {
@@ -402,6 +480,36 @@ void Aggregator::PlaceDer(const registry::DerState& der) {
         fleet_->tree().definition(static_cast<int>(before)).id, der.birth.substation_id());
   }
   RefreshContribution(der);
+}
+
+void Aggregator::ReleaseJournal() {
+  if (!journal_ || journal_handled_ <= journal_released_) return;
+  journal_released_ = journal_handled_;
+  storage::Journal* journal = journal_.get();
+  uint64_t seq = journal_released_;
+  // Runs on the writer thread once everything handled so far is committed.
+  store_->AfterCommit([journal, seq] { journal->Release(seq); });
+}
+
+void Aggregator::StoreMembership() {
+  membership_changed_ = false;
+  const vder::VderTree& tree = fleet_->tree();
+  storage::VderMembersRecord record;
+  for (int v = 0; v < static_cast<int>(tree.size()); ++v) {
+    std::set<std::string> ders;
+    std::vector<int> todo{v};
+    std::set<int> seen;
+    while (!todo.empty()) {
+      int u = todo.back();
+      todo.pop_back();
+      if (!seen.insert(u).second) continue;
+      ders.insert(fleet_->direct_members(u).begin(), fleet_->direct_members(u).end());
+      for (int c : tree.children(u)) todo.push_back(c);
+    }
+    record.members.emplace_back(tree.definition(v).id,
+                                std::vector<std::string>(ders.begin(), ders.end()));
+  }
+  store_->Add(std::move(record));
 }
 
 void Aggregator::RefreshContribution(const registry::DerState& der) {

@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -22,6 +23,9 @@
 #include "cloud_aggregator/registry/der_registry.h"
 #include "cloud_aggregator/scheduling/price_book.h"
 #include "cloud_aggregator/service/aggregator_options.h"
+#include "cloud_aggregator/storage/backup.h"
+#include "cloud_aggregator/storage/history_jobs.h"
+#include "cloud_aggregator/storage/journal.h"
 #include "cloud_aggregator/storage/store.h"
 #include "cloud_aggregator/vder/vder_tree.h"
 #include "cloud_aggregator/workflow/dispatch_run.h"
@@ -121,6 +125,10 @@ class Aggregator {
 
   // Virtual DERs (aggregator.cc).
   void PlaceDer(const registry::DerState& der);
+  // Stores which DERs each virtual DER holds, for the history jobs' rollups.
+  void StoreMembership();
+  // Lets the journal drop what the store will have committed.
+  void ReleaseJournal();
   void RefreshContribution(const registry::DerState& der);
   void PublishVderStatuses(bool force_all);
   void Reload(int64_t now_ms);
@@ -176,16 +184,30 @@ class Aggregator {
 
   const AggregatorOptions options_;
   const Clock clock_;
+  // Held while running: a restore cannot replace the database under us.
+  std::optional<storage::DbLock> db_lock_;
   std::unique_ptr<storage::Store> store_;
+  // After store_: stopped before the store closes.
+  std::unique_ptr<storage::HistoryJobs> history_;
   std::unique_ptr<mqtt::Client> client_;
   mqtt::Session session_;
-  BlockingQueue<mqtt::Message> inbound_;
+  // A message from Paho's thread and its place in the journal (0: none).
+  struct Inbound {
+    mqtt::Message message;
+    uint64_t journal_seq = 0;
+  };
+  BlockingQueue<Inbound> inbound_;
+  // Telemetry journal (null when disabled); set before the first connect.
+  std::unique_ptr<storage::Journal> journal_;
+  uint64_t journal_handled_ = 0;   // highest journal seq handed to the store
+  uint64_t journal_released_ = 0;  // highest seq whose release was queued
   logging::RateLimited rejection_log_;
   const int64_t started_ms_;
 
   // Owned by the processing thread.
   registry::DerRegistry registry_;
   std::unique_ptr<vder::VderFleet> fleet_;
+  bool membership_changed_ = true;  // since StoreMembership
   dispatch::CostTable costs_;
   std::vector<VderView> views_;        // by virtual DER index
   std::map<int64_t, ActiveRun> runs_;  // by run id

@@ -86,10 +86,96 @@ Status AggregatorOptions::Validate() const {
   if (price_keep_days < 1 || price_keep_days > 3650) {
     return Invalid(fmt::format("schedule.keep_prices_days {} outside [1, 3650]", price_keep_days));
   }
+  const std::pair<const char*, int64_t> days[] = {
+      {"history.raw_days", history.raw_days},
+      {"history.rollup_5m_days", history.rollup_5m_days},
+      {"history.rollup_1h_days", history.rollup_1h_days},
+      {"history.rollup_1d_days", history.rollup_1d_days}};
+  for (const auto& [name, value] : days) {
+    if (value < 0 || value > 36500) {
+      return Invalid(fmt::format("{} {} outside [0, 36500] (0 keeps forever)", name, value));
+    }
+  }
+  if (history.interval_s < 1 || history.interval_s > 3600) {
+    return Invalid(fmt::format("history.job_interval_s {} outside [1, 3600]", history.interval_s));
+  }
+  if (history.grace_s < 0 || history.grace_s > 86400) {
+    return Invalid(fmt::format("history.grace_s {} outside [0, 86400]", history.grace_s));
+  }
+  if (history.seal_after_s < 0 || history.seal_after_s > 30 * 86400) {
+    return Invalid(
+        fmt::format("history.seal_after_s {} outside [0, 2592000]", history.seal_after_s));
+  }
+  if (!std::isfinite(history.default_interval_s) || history.default_interval_s < 1 ||
+      history.default_interval_s > 86400) {
+    return Invalid(fmt::format("history.default_interval_s {} outside [1, 86400]",
+                               history.default_interval_s));
+  }
+  if (!backup_dir.empty() && (backup_interval_s < 60 || backup_interval_s > 30 * 86400)) {
+    return Invalid(fmt::format("backup.interval_s {} outside [60, 2592000]", backup_interval_s));
+  }
+  if (backup_keep < 1 || backup_keep > 1000) {
+    return Invalid(fmt::format("backup.keep {} outside [1, 1000]", backup_keep));
+  }
+  for (size_t i = 0; i < reports.size(); ++i) {
+    const Report& r = reports[i];
+    if (!topics::IsValidId(r.name)) {
+      return Invalid(
+          fmt::format("report[{}].name '{}' must match [A-Za-z0-9_-]{{1,64}}", i, r.name));
+    }
+    if (r.sql.empty()) return Invalid(fmt::format("report '{}': sql must not be empty", r.name));
+    if (r.every_s < 10 || r.every_s > 366 * 86400) {
+      return Invalid(
+          fmt::format("report '{}': every_s {} outside [10, 31622400]", r.name, r.every_s));
+    }
+    if (r.max_rows < 1 || r.max_rows > 100000) {
+      return Invalid(
+          fmt::format("report '{}': max_rows {} outside [1, 100000]", r.name, r.max_rows));
+    }
+    for (size_t j = 0; j < i; ++j) {
+      if (reports[j].name == r.name) {
+        return Invalid(fmt::format("report '{}' is defined twice", r.name));
+      }
+    }
+  }
   auto tree = vder::VderTree::Build(vders.vders);
   if (!tree.ok()) return tree.status();
   return Status::Ok();
 }
+
+namespace {
+
+Status ReadReports(const toml::table& t, const std::string& path,
+                   std::vector<AggregatorOptions::Report>* out) {
+  const toml::node* node = t.get("report");
+  if (node == nullptr) return Status::Ok();
+  const toml::array* reports = node->as_array();
+  if (reports == nullptr) {
+    return Status::Error("config_error",
+                         fmt::format("{}: report must be an array of tables ([[report]])", path));
+  }
+  for (size_t i = 0; i < reports->size(); ++i) {
+    const toml::table* r = reports->get(i)->as_table();
+    std::string where = fmt::format("{}: report[{}]", path, i);
+    if (r == nullptr) return Status::Error("config_error", where + " must be a table");
+    Status s = config::CheckKnownKeys(*r, where, {"name", "sql", "every_s", "max_rows"});
+    if (!s.ok()) return s;
+    AggregatorOptions::Report report;
+    Status results[] = {
+        config::Get(*r, where, "name", &report.name),
+        config::Get(*r, where, "sql", &report.sql),
+        config::Get(*r, where, "every_s", &report.every_s),
+        config::Get(*r, where, "max_rows", &report.max_rows),
+    };
+    for (const auto& result : results) {
+      if (!result.ok()) return result;
+    }
+    out->push_back(std::move(report));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
 
 Status LoadAggregatorOptions(const std::string& path, AggregatorOptions* o) {
   auto parsed = config::ParseFile(path);
@@ -121,7 +207,21 @@ Status LoadAggregatorOptions(const std::string& path, AggregatorOptions* o) {
                                      "schedule.default_node",
                                      "schedule.control_priority",
                                      "schedule.keep_prices_days",
-                                     "schedule.nodes.*"});
+                                     "schedule.nodes.*",
+                                     "history.raw_days",
+                                     "history.rollup_5m_days",
+                                     "history.rollup_1h_days",
+                                     "history.rollup_1d_days",
+                                     "history.job_interval_s",
+                                     "history.grace_s",
+                                     "history.seal_after_s",
+                                     "history.default_interval_s",
+                                     "history.journal",
+                                     "backup.dir",
+                                     "backup.interval_s",
+                                     "backup.keep",
+                                     "backup.command",
+                                     "report"});
   if (!s.ok()) return s;
   Status results[] = {
       config::Get(t, path, "broker", &o->broker_uri),
@@ -147,6 +247,20 @@ Status LoadAggregatorOptions(const std::string& path, AggregatorOptions* o) {
       config::Get(t, path, "schedule.default_node", &o->schedule_default_node),
       config::Get(t, path, "schedule.control_priority", &o->schedule_priority),
       config::Get(t, path, "schedule.keep_prices_days", &o->price_keep_days),
+      config::Get(t, path, "history.raw_days", &o->history.raw_days),
+      config::Get(t, path, "history.rollup_5m_days", &o->history.rollup_5m_days),
+      config::Get(t, path, "history.rollup_1h_days", &o->history.rollup_1h_days),
+      config::Get(t, path, "history.rollup_1d_days", &o->history.rollup_1d_days),
+      config::Get(t, path, "history.job_interval_s", &o->history.interval_s),
+      config::Get(t, path, "history.grace_s", &o->history.grace_s),
+      config::Get(t, path, "history.seal_after_s", &o->history.seal_after_s),
+      config::Get(t, path, "history.default_interval_s", &o->history.default_interval_s),
+      config::Get(t, path, "history.journal", &o->journal),
+      config::Get(t, path, "backup.dir", &o->backup_dir),
+      config::Get(t, path, "backup.interval_s", &o->backup_interval_s),
+      config::Get(t, path, "backup.keep", &o->backup_keep),
+      config::Get(t, path, "backup.command", &o->backup_command),
+      ReadReports(t, path, &o->reports),
   };
   for (const auto& r : results) {
     if (!r.ok()) return r;

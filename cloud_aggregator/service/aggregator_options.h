@@ -6,8 +6,10 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "cloud_aggregator/service/vder_config.h"
+#include "cloud_aggregator/storage/history_jobs.h"
 #include "cloud_aggregator/workflow/stages.h"
 #include "common/status.h"
 
@@ -67,6 +69,29 @@ struct AggregatorOptions {
   std::string config_path;
   // Messages waiting for the processing thread before Paho's thread waits.
   int64_t inbound_queue = 100000;
+  // Telemetry history ([history]): retention and the rollup jobs.
+  storage::HistoryOptions history;
+  // Append each telemetry message to a journal file beside the database the
+  // moment it arrives, and drop it once SQLite has committed it: a crash
+  // (even SIGKILL) between the broker's acknowledgement and the commit
+  // loses nothing. The journal is replayed at start.
+  bool journal = true;
+  // Online backups ([backup]) every `backup_interval_s` into `backup_dir`
+  // (empty: none), verified and rotated (keep `backup_keep`); then
+  // `backup_command` runs with DERMS_BACKUP_FILE set (off-site copy).
+  std::string backup_dir;
+  int64_t backup_interval_s = 86400;
+  int64_t backup_keep = 7;
+  std::string backup_command;
+  // Named queries ([[report]]): run read-only every `every_s` (wall
+  // seconds), stored in `events` and announced on events/report.
+  struct Report {
+    std::string name;
+    std::string sql;
+    int64_t every_s = 3600;
+    int64_t max_rows = 1000;
+  };
+  std::vector<Report> reports;
 
   // Ok, or "invalid_value" naming the field and the rule.
   Status Validate() const;

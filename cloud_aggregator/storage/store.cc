@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <tuple>
 
+#include "cloud_aggregator/history/chunk_codec.h"
+
 namespace derms::storage {
 namespace {
 
@@ -78,7 +80,28 @@ CREATE TABLE IF NOT EXISTS schedule_requests (
 CREATE TABLE IF NOT EXISTS schedule_events (
   request_id TEXT NOT NULL, status TEXT NOT NULL, timestamp_ms INTEGER NOT NULL, reason TEXT);
 CREATE INDEX IF NOT EXISTS schedule_events_by_request ON schedule_events (request_id);
-PRAGMA user_version = 3;
+CREATE TABLE IF NOT EXISTS rollups_open (
+  resolution_s INTEGER NOT NULL, kind TEXT NOT NULL, id TEXT NOT NULL, bucket_ms INTEGER NOT NULL,
+  samples INTEGER NOT NULL, availability REAL NOT NULL, min_kw REAL NOT NULL,
+  max_kw REAL NOT NULL, mean_kw REAL NOT NULL, export_kwh REAL NOT NULL,
+  import_kwh REAL NOT NULL, soc_pct REAL, capacity_kw REAL NOT NULL,
+  PRIMARY KEY (resolution_s, kind, id, bucket_ms)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rollup_chunks (
+  resolution_s INTEGER NOT NULL, kind TEXT NOT NULL, id TEXT NOT NULL, chunk_ms INTEGER NOT NULL,
+  buckets INTEGER NOT NULL, data BLOB NOT NULL,
+  PRIMARY KEY (resolution_s, kind, id, chunk_ms)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rollup_late (
+  der_id TEXT NOT NULL, bucket_ms INTEGER NOT NULL,
+  PRIMARY KEY (der_id, bucket_ms)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS history_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS vder_members (
+  vder_id TEXT NOT NULL, der_id TEXT NOT NULL, PRIMARY KEY (vder_id, der_id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS vder_members_by_der ON vder_members (der_id);
+CREATE TABLE IF NOT EXISTS events (
+  id INTEGER PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL, timestamp_ms INTEGER NOT NULL,
+  payload TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS events_by_kind ON events (kind, timestamp_ms);
+PRAGMA user_version = 4;
 )sql";
 
 // Schema 1 (the first release) had a narrower dispatch_runs: it is kept as
@@ -192,11 +215,33 @@ struct Store::Statements {
                         "updated_ms=?6, energy_kwh=?7, cost=?8, immediate_cost=?9, "
                         "shortfall_kwh=?10, reason=?11, command_id=?12, result=?14"),
         insert_schedule_event(db, "INSERT INTO schedule_events VALUES (?,?,?,?)"),
+        mark_late(db, "INSERT OR IGNORE INTO rollup_late VALUES (?,?)"),
+        handled_late(db, "DELETE FROM rollup_late WHERE der_id = ? AND bucket_ms = ?"),
+        upsert_open(db, "INSERT OR REPLACE INTO rollups_open VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"),
+        upsert_chunk(db, "INSERT OR REPLACE INTO rollup_chunks VALUES (?,?,?,?,?,?)"),
+        delete_sealed(db,
+                      "DELETE FROM rollups_open WHERE resolution_s = ?1 AND kind = ?2 AND id = ?3 "
+                      "AND bucket_ms >= ?4 AND bucket_ms < ?5"),
+        set_state(db, "INSERT OR REPLACE INTO history_state VALUES (?,?)"),
+        expire_telemetry(db,
+                         "DELETE FROM telemetry WHERE (der_id, seq) IN (SELECT der_id, seq FROM "
+                         "telemetry WHERE timestamp_ms < ?1 ORDER BY timestamp_ms LIMIT ?2)"),
+        expire_chunks(db,
+                      "DELETE FROM rollup_chunks WHERE (resolution_s, kind, id, chunk_ms) IN "
+                      "(SELECT resolution_s, kind, id, chunk_ms FROM rollup_chunks WHERE "
+                      "resolution_s = ?1 AND chunk_ms + resolution_s * 288000 <= ?2 LIMIT ?3)"),
+        // ?2 is a chunk boundary: only whole chunks expire.
+        expire_open(db, "DELETE FROM rollups_open WHERE resolution_s = ?1 AND bucket_ms < ?2"),
+        clear_members(db, "DELETE FROM vder_members"),
+        insert_member(db, "INSERT OR IGNORE INTO vder_members VALUES (?,?)"),
+        insert_event(db, "INSERT INTO events (kind, name, timestamp_ms, payload) VALUES (?,?,?,?)"),
         begin(db, "BEGIN"),
         commit(db, "COMMIT") {}
   Stmt upsert_der, insert_birth, insert_status, insert_telemetry, insert_control, insert_response,
       insert_grid, insert_run, insert_allocation, insert_price, purge_prices, upsert_schedule,
-      insert_schedule_event, begin, commit;
+      insert_schedule_event, mark_late, handled_late, upsert_open, upsert_chunk, delete_sealed,
+      set_state, expire_telemetry, expire_chunks, expire_open, clear_members, insert_member,
+      insert_event, begin, commit;
 };
 
 StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
@@ -240,6 +285,12 @@ Store::Store(const StoreOptions& options, sqlite3* db)
                          -1, &stmt, nullptr) == SQLITE_OK &&
       sqlite3_step(stmt) == SQLITE_ROW) {
     last_run_id_ = sqlite3_column_int64(stmt, 0);
+  }
+  sqlite3_finalize(stmt);
+  if (sqlite3_prepare_v2(db_, "SELECT value FROM history_state WHERE key = 'rollup_watermark_ms'",
+                         -1, &stmt, nullptr) == SQLITE_OK &&
+      sqlite3_step(stmt) == SQLITE_ROW) {
+    rollup_watermark_ms_ = sqlite3_column_int64(stmt, 0);
   }
   sqlite3_finalize(stmt);
   // The forecasts as they arrived, one PriceForecast per (arrival, node,
@@ -311,13 +362,19 @@ void Store::Add(Record record) { queue_.Push(Item(std::move(record))); }
 void Store::Flush() {
   auto done = std::make_shared<std::promise<void>>();
   auto future = done->get_future();
-  if (!queue_.Push(Item(Barrier{done}))) return;  // closed: nothing more will be written
+  if (!queue_.Push(Item(Barrier{[done] { done->set_value(); }, true}))) {
+    return;  // closed: nothing more will be written
+  }
   future.wait();
+}
+
+void Store::AfterCommit(std::function<void()> done) {
+  queue_.Push(Item(Barrier{std::move(done), false}));
 }
 
 void Store::WriterLoop() {
   std::vector<Item> batch;
-  std::vector<std::shared_ptr<std::promise<void>>> barriers;
+  std::vector<std::function<void()>> barriers;
   while (true) {
     auto first = queue_.PopFor(std::chrono::milliseconds(200));
     if (!first) {
@@ -328,7 +385,10 @@ void Store::WriterLoop() {
     barriers.clear();
     batch.push_back(std::move(*first));
     auto deadline = std::chrono::steady_clock::now() + options_.gather;
-    auto is_barrier = [](const Item& item) { return std::holds_alternative<Barrier>(item); };
+    auto is_barrier = [](const Item& item) {
+      const auto* b = std::get_if<Barrier>(&item);
+      return b != nullptr && b->urgent;
+    };
     bool flush_waiting = is_barrier(batch.front());
     while (!flush_waiting && batch.size() < options_.batch_max && !queue_.closed()) {
       size_t before = batch.size();
@@ -355,7 +415,7 @@ void Store::WriterLoop() {
     } else {
       ++counters_.transactions;
     }
-    for (const auto& b : barriers) b->set_value();
+    for (const auto& b : barriers) b();
   }
 }
 
@@ -416,15 +476,30 @@ void Store::Write(const Record& record) {
       st.insert_telemetry.Bind(10, t.setpoint_kw());
     else
       st.insert_telemetry.BindNull(10);
-    changed = st.insert_telemetry.Bind(11, t.run_time_s())
-                  .Bind(12, t.available_discharge_kw())
-                  .Bind(13, t.available_charge_kw())
-                  .Bind(14, t.baseline_kw())
-                  .Bind(15, t.command_id())
+    st.insert_telemetry.Bind(11, t.run_time_s());
+    // Absent means "my nameplate" (discharge, charge) or "my output" (baseline).
+    if (t.has_available_discharge_kw())
+      st.insert_telemetry.Bind(12, t.available_discharge_kw());
+    else
+      st.insert_telemetry.BindNull(12);
+    if (t.has_available_charge_kw())
+      st.insert_telemetry.Bind(13, t.available_charge_kw());
+    else
+      st.insert_telemetry.BindNull(13);
+    if (t.has_baseline_kw())
+      st.insert_telemetry.Bind(14, t.baseline_kw());
+    else
+      st.insert_telemetry.BindNull(14);
+    changed = st.insert_telemetry.Bind(15, t.command_id())
                   .Bind(16, alarms)
                   .Bind(17, static_cast<int64_t>(t.is_historical()))
                   .Run();
     if (changed == 0) ++counters_.duplicates;
+    // A sample for a bucket already rolled up: the history jobs redo it.
+    int64_t bucket_ms = history::BucketStart(t.timestamp_ms(), history::k5Min);
+    if (changed > 0 && bucket_ms < rollup_watermark_ms_.load(std::memory_order_relaxed)) {
+      st.mark_late.Bind(1, t.der_id()).Bind(2, bucket_ms).Run();
+    }
   } else if (const auto* r = std::get_if<ControlRecord>(&record)) {
     const auto& c = r->control;
     const auto& first = c.intervals(0);
@@ -563,12 +638,93 @@ void Store::Write(const Record& record) {
                     .Bind(4, a.reason())
                     .Run();
     }
+  } else if (const auto* r = std::get_if<HistoryWriteRecord>(&record)) {
+    changed = WriteHistory(*r);
+  } else if (const auto* r = std::get_if<ExpireRecord>(&record)) {
+    if (r->resolution_s == 0) {
+      changed = st.expire_telemetry.Bind(1, r->before_ms).Bind(2, r->limit).Run();
+    } else {
+      changed =
+          st.expire_chunks.Bind(1, r->resolution_s).Bind(2, r->before_ms).Bind(3, r->limit).Run();
+      if (changed >= 0) {
+        int open = st.expire_open.Bind(1, r->resolution_s).Bind(2, r->before_ms).Run();
+        changed = open < 0 ? open : changed + open;
+      }
+    }
+    if (changed > 0) counters_.expired += static_cast<uint64_t>(changed);
+    changed = changed < 0 ? changed : 0;  // not new rows
+  } else if (const auto* r = std::get_if<VderMembersRecord>(&record)) {
+    changed = st.clear_members.Run();
+    for (const auto& [vder_id, ders] : r->members) {
+      for (const auto& der_id : ders) {
+        if (changed < 0) break;
+        changed = st.insert_member.Bind(1, vder_id).Bind(2, der_id).Run();
+      }
+    }
+  } else if (const auto* r = std::get_if<EventRecord>(&record)) {
+    changed = st.insert_event.Bind(1, r->kind)
+                  .Bind(2, r->name)
+                  .Bind(3, r->timestamp_ms)
+                  .Bind(4, r->payload_json)
+                  .Run();
   }
   if (changed < 0) {
     ++counters_.errors;
   } else if (changed > 0) {
     ++counters_.committed;
   }
+}
+
+int Store::WriteHistory(const HistoryWriteRecord& r) {
+  Statements& st = *statements_;
+  int changed = 0;
+  for (const RollupRow& row : r.open_rows) {
+    const history::Bucket& b = row.bucket;
+    Stmt& q = st.upsert_open;
+    q.Bind(1, row.resolution_s)
+        .Bind(2, row.kind)
+        .Bind(3, row.id)
+        .Bind(4, b.start_ms)
+        .Bind(5, static_cast<int64_t>(b.samples))
+        .Bind(6, b.availability)
+        .Bind(7, b.min_kw)
+        .Bind(8, b.max_kw)
+        .Bind(9, b.mean_kw)
+        .Bind(10, b.export_kwh)
+        .Bind(11, b.import_kwh);
+    if (b.soc_pct) {
+      q.Bind(12, *b.soc_pct);
+    } else {
+      q.BindNull(12);
+    }
+    if (q.Bind(13, b.capacity_kw).Run() < 0) return -1;
+    ++changed;
+  }
+  for (const ChunkRow& c : r.chunks) {
+    if (st.upsert_chunk.Bind(1, c.resolution_s)
+                .Bind(2, c.kind)
+                .Bind(3, c.id)
+                .Bind(4, c.chunk_ms)
+                .Bind(5, c.buckets)
+                .BindBlob(6, c.data)
+                .Run() < 0 ||
+        st.delete_sealed.Bind(1, c.resolution_s)
+                .Bind(2, c.kind)
+                .Bind(3, c.id)
+                .Bind(4, c.chunk_ms)
+                .Bind(5, c.chunk_ms + c.resolution_s * 1000 * history::kChunkBuckets)
+                .Run() < 0) {
+      return -1;
+    }
+    ++changed;
+  }
+  for (const auto& [der_id, bucket_ms] : r.handled_late) {
+    if (st.handled_late.Bind(1, der_id).Bind(2, bucket_ms).Run() < 0) return -1;
+  }
+  for (const auto& [key, value] : r.state) {
+    if (st.set_state.Bind(1, key).Bind(2, value).Run() < 0) return -1;
+  }
+  return changed;
 }
 
 }  // namespace derms::storage

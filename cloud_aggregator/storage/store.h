@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <future>
 #include <memory>
 #include <optional>
@@ -17,6 +18,7 @@
 #include <variant>
 #include <vector>
 
+#include "cloud_aggregator/history/rollup.h"
 #include "common/blocking_queue.h"
 #include "common/status.h"
 #include "derms/v1/derms.pb.h"
@@ -130,15 +132,63 @@ struct ScheduleRecord {
   int64_t updated_ms;
 };
 
-using Record = std::variant<BirthRecord, StatusRecord, TelemetryRecord, ControlRecord,
-                            ResponseRecord, GridStatusRecord, DispatchRunRecord,
-                            PriceForecastRecord, PurgePricesRecord, ScheduleRecord>;
+// One rollup bucket of a series: kind "der" or "vder", at 300, 3600 or 86400 s.
+struct RollupRow {
+  int64_t resolution_s = 0;
+  std::string kind;
+  std::string id;
+  history::Bucket bucket;
+};
+// A sealed chunk of buckets (history/chunk_codec) replacing the open rows of
+// its span.
+struct ChunkRow {
+  int64_t resolution_s = 0;
+  std::string kind;
+  std::string id;
+  int64_t chunk_ms = 0;
+  int64_t buckets = 0;
+  std::string data;
+};
+// What one step of the history jobs writes, in one transaction: new or
+// revised open buckets, sealed chunks (their open rows go), late-sample marks
+// dealt with, and the jobs' progress.
+struct HistoryWriteRecord {
+  std::vector<RollupRow> open_rows;
+  std::vector<ChunkRow> chunks;
+  std::vector<std::pair<std::string, int64_t>> handled_late;  // (der_id, bucket_ms)
+  std::vector<std::pair<std::string, int64_t>> state;         // history_state key -> value
+};
+// Deletes at most `limit` rows older than `before_ms`: raw telemetry
+// (resolution_s 0) or the rollups of one resolution (whole chunks only).
+struct ExpireRecord {
+  int64_t resolution_s = 0;
+  int64_t before_ms = 0;
+  int64_t limit = 5000;
+};
+// Which DERs each virtual DER holds now (replaces the whole table): the
+// history jobs sum members' rollups into the virtual DER's.
+struct VderMembersRecord {
+  std::vector<std::pair<std::string, std::vector<std::string>>> members;
+};
+// Something announced on events/{kind} (reports, backups), kept.
+struct EventRecord {
+  std::string kind;
+  std::string name;
+  int64_t timestamp_ms = 0;
+  std::string payload_json;
+};
+
+using Record =
+    std::variant<BirthRecord, StatusRecord, TelemetryRecord, ControlRecord, ResponseRecord,
+                 GridStatusRecord, DispatchRunRecord, PriceForecastRecord, PurgePricesRecord,
+                 ScheduleRecord, HistoryWriteRecord, ExpireRecord, VderMembersRecord, EventRecord>;
 
 struct StoreCounters {
   std::atomic<uint64_t> committed{0};   // rows written
   std::atomic<uint64_t> duplicates{0};  // telemetry already stored (same der_id, seq): no row
   std::atomic<uint64_t> transactions{0};
   std::atomic<uint64_t> errors{0};
+  std::atomic<uint64_t> expired{0};  // rows removed by retention
 };
 
 // Thread-safe: Add and Flush may be called from any thread.
@@ -153,6 +203,12 @@ class Store {
   void Add(Record record);
   // Returns once every record added before the call is committed.
   void Flush();
+  // Runs `done` on the writer thread once every record added before the
+  // call is committed (the inbox journal drops what is safe in SQLite).
+  void AfterCommit(std::function<void()> done);
+  // Telemetry for a 5-minute bucket that starts before this has missed its
+  // rollup: the writer marks it (table rollup_late) for the history jobs.
+  void SetRollupWatermark(int64_t bucket_ms) { rollup_watermark_ms_ = bucket_ms; }
   // The largest dispatch run id stored (0 for a new database), read at open;
   // controls count too, since runs cut short by a crash are not recorded.
   int64_t last_run_id() const { return last_run_id_; }
@@ -167,17 +223,20 @@ class Store {
 
  private:
   struct Barrier {
-    std::shared_ptr<std::promise<void>> done;
+    std::function<void()> done;
+    bool urgent = true;  // commit now rather than wait for the batch to fill
   };
   using Item = std::variant<Record, Barrier>;
 
   Store(const StoreOptions& options, sqlite3* db);
   void WriterLoop();
   void Write(const Record& record);
+  int WriteHistory(const HistoryWriteRecord& record);
 
   const StoreOptions options_;
   sqlite3* db_;  // used only by the writer thread after Open
   int64_t last_run_id_ = 0;
+  std::atomic<int64_t> rollup_watermark_ms_{0};
   std::vector<derms::v1::PriceForecast> forecasts_;
   StoreCounters counters_;
   BlockingQueue<Item> queue_;

@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "cloud_aggregator/scheduling/price_book.h"
+#include "cloud_aggregator/storage/rollup_reader.h"
 #include "common/blocking_queue.h"
 #include "common/cli_overrides.h"
 #include "common/clock.h"
@@ -29,6 +30,9 @@
 #include "common/signals.h"
 #include "common/topics.h"
 #include "derms/v1/derms.pb.h"
+#include "tools/dermsctl/backup_command.h"
+#include "tools/dermsctl/query_command.h"
+#include "tools/dermsctl/slots_command.h"
 
 namespace {
 
@@ -217,11 +221,12 @@ derms::StatusOr<int64_t> ParseTime(const std::string& flag, const std::string& t
   auto bad = [&] {
     return Status::Error("invalid_argument",
                          fmt::format("{} '{}': give epoch ms, an ISO-8601 UTC time "
-                                     "(2026-11-21T18:00:00Z) or +N[smhd] from now",
+                                     "(2026-11-21T18:00:00Z) or +N[smhd] / -N[smhd] from now",
                                      flag, text));
   };
   if (text.empty()) return bad();
-  if (text[0] == '+') {
+  if (text[0] == '+' || text[0] == '-') {
+    const int64_t sign = text[0] == '-' ? -1 : 1;
     char unit = text.back();
     int64_t scale = unit == 's'   ? 1000
                     : unit == 'm' ? 60000
@@ -234,7 +239,7 @@ derms::StatusOr<int64_t> ParseTime(const std::string& flag, const std::string& t
       double n = std::stod(text.substr(1, text.size() - 2), &used);
       // At most about ten years ahead, so the sum stays an int64.
       if (used != text.size() - 2 || !(n >= 0) || n * scale > 3.2e11) return bad();
-      return now_ms + static_cast<int64_t>(n * scale);
+      return now_ms + sign * static_cast<int64_t>(n * scale);
     } catch (const std::exception&) {
       return bad();
     }
@@ -389,11 +394,26 @@ int main(int argc, char** argv) {
   watch->add_option("--count", count, "stop after this many messages");
   watch->add_option("--timeout", c.wait_s, "stop after this many seconds (0: never)");
   c.wait_s = 5;
+  // backup and restore work on the database file: no broker.
+  auto backup_commands = derms::dermsctl::AddBackupCommands(app);
+  // query reads the database file: no broker. The empty hook is where the
+  // rollups virtual table module gets registered on its connection.
+  auto query = derms::dermsctl::AddQueryCommand(app, derms::storage::RegisterRollups);
   // Timestamps (issued_at_ms, timestamp_ms) come from the same clock as the
   // fleet's and the aggregator's when they run in simulated time.
   derms::ClockFlags clock_flags;
   clock_flags.AddTo(&app);
+  // slots reads the database: no broker.
+  auto slots = derms::dermsctl::AddSlotsCommand(
+      app, [&clock_flags](const std::string& flag, const std::string& text) {
+        return ParseTime(flag, text, clock_flags.Make().NowMs());
+      });
   CLI11_PARSE(app, argc, argv);
+  if (*query.app) return query.run();
+  if (*slots.first) return slots.second();
+  for (auto& x : backup_commands) {
+    if (*x.app) return x.run();
+  }
 
   std::atomic<bool>& stop = derms::InstallStopSignals();
   int64_t now = clock_flags.Make().NowMs();

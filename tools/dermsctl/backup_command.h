@@ -1,0 +1,37 @@
+// dermsctl backup and restore: verified, rotated online backups of the
+// aggregator's SQLite history, and restore from one. Needs no broker: they
+// work on the database file directly (see cloud_aggregator/storage/backup.h).
+//
+//   dermsctl backup [--db PATH] --dir DIR [--keep N] [--command CMD]
+//                   [--command-timeout-s S]
+//   dermsctl backup --verify FILE
+//   dermsctl backup --list --dir DIR
+//   dermsctl restore FILE [--db PATH] [--no-keep-previous]
+#ifndef DERMS_TOOLS_DERMSCTL_BACKUP_COMMAND_H_
+#define DERMS_TOOLS_DERMSCTL_BACKUP_COMMAND_H_
+
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <vector>
+
+namespace derms::dermsctl {
+
+// A subcommand added to dermsctl's CLI::App.
+struct BackupCommand {
+  // The subcommand; after parsing, `*app` is true when it was chosen.
+  CLI::App* app = nullptr;
+  // Runs it: the report on stdout, errors on stderr as "dermsctl: ...".
+  // Returns the exit code: 0; 1 when the backup, verification, restore or
+  // the backup's command failed (a backup whose command failed is kept); 2
+  // for a usage error. REQUIRES: the command line has been parsed; main
+  // thread.
+  std::function<int()> run;
+};
+
+// Adds `backup` and `restore` to `app` (in that order). Their options live
+// as long as the returned objects.
+std::vector<BackupCommand> AddBackupCommands(CLI::App& app);
+
+}  // namespace derms::dermsctl
+
+#endif  // DERMS_TOOLS_DERMSCTL_BACKUP_COMMAND_H_

@@ -1,0 +1,98 @@
+#include "tools/dermsctl/slots_command.h"
+
+#include <fmt/format.h>
+
+#include <ctime>
+#include <memory>
+
+#include "cloud_aggregator/history/slots.h"
+#include "cloud_aggregator/storage/rollup_reader.h"
+#include "common/topics.h"
+
+namespace derms::dermsctl {
+namespace {
+
+struct SlotsArgs {
+  std::string db = "./var/derms.db";
+  std::string vder;
+  double min_kw = 0;
+  std::string from = "-7d";
+  std::string to = "+0s";
+  std::string resolution = "5m";
+  std::string format = "table";
+};
+
+std::string Iso(int64_t ms) {
+  std::time_t t = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+int Run(const SlotsArgs& a, const TimeParser& parse_time) {
+  auto fail = [](const std::string& m) {
+    fmt::print(stderr, "dermsctl: {}\n", m);
+    return 1;
+  };
+  derms::Status id_ok = derms::topics::ValidateId("--vder", a.vder);
+  if (!id_ok.ok()) return fail(id_ok.message());
+  int64_t resolution_s = derms::history::ParseResolution(a.resolution);
+  if (resolution_s == 0) {
+    return fail(fmt::format("--resolution '{}' is not one of 5m, 1h, 1d", a.resolution));
+  }
+  auto from = parse_time("--from", a.from);
+  auto to = parse_time("--to", a.to);
+  if (!from.ok()) return fail(from.status().message());
+  if (!to.ok()) return fail(to.status().message());
+  if (*from >= *to) {
+    return fail(fmt::format("--from {} must be before --to {}", Iso(*from), Iso(*to)));
+  }
+  auto buckets = derms::storage::ReadSeries(a.db, resolution_s, "vder", a.vder, *from, *to);
+  if (!buckets.ok()) return fail(buckets.status().message());
+  auto slots = derms::history::FindSlots(*buckets, resolution_s, a.min_kw);
+  if (a.format == "json") {
+    std::string out = "[";
+    for (const auto& s : slots) {
+      out += fmt::format(
+          "{}{{\"start_ms\":{},\"end_ms\":{},\"start\":\"{}\",\"end\":\"{}\",\"buckets\":{},"
+          "\"min_capacity_kw\":{},\"mean_capacity_kw\":{}}}",
+          out.size() > 1 ? "," : "", s.start_ms, s.end_ms, Iso(s.start_ms), Iso(s.end_ms),
+          s.buckets, s.min_capacity_kw, s.mean_capacity_kw);
+    }
+    fmt::print("{}]\n", out);
+    return 0;
+  }
+  fmt::print("vder '{}': {} {} bucket(s) with data from {} to {}; capacity >= {} kW in:\n", a.vder,
+             buckets->size(), a.resolution, Iso(*from), Iso(*to), a.min_kw);
+  fmt::print("{:<21} {:<21} {:>8} {:>12} {:>12}\n", "start", "end", "buckets", "min_kw", "mean_kw");
+  for (const auto& s : slots) {
+    fmt::print("{:<21} {:<21} {:>8} {:>12.1f} {:>12.1f}\n", Iso(s.start_ms), Iso(s.end_ms),
+               s.buckets, s.min_capacity_kw, s.mean_capacity_kw);
+  }
+  fmt::print("({} slot(s))\n", slots.size());
+  return 0;
+}
+
+}  // namespace
+
+std::pair<CLI::App*, std::function<int()>> AddSlotsCommand(CLI::App& app, TimeParser parse_time) {
+  auto args = std::make_shared<SlotsArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "slots",
+      "the time slots when a virtual DER's aggregated available capacity (rollups' "
+      "capacity_kw) was at least --min-kw");
+  cmd->add_option("--vder", args->vder, "virtual DER id")->required();
+  cmd->add_option("--min-kw", args->min_kw, "capacity threshold, kW")->required();
+  cmd->add_option("--from", args->from,
+                  "start: epoch ms, ISO-8601 UTC or -N[smhd]/+N[smhd] from now (default -7d)");
+  cmd->add_option("--to", args->to, "end, exclusive: same forms (default now)");
+  cmd->add_option("--resolution", args->resolution, "5m, 1h or 1d (default 5m)");
+  cmd->add_option("--db", args->db, "database (default ./var/derms.db)");
+  cmd->add_option("--format", args->format, "table or json")
+      ->check(CLI::IsMember({"table", "json"}));
+  return {cmd, [args, parse_time] { return Run(*args, parse_time); }};
+}
+
+}  // namespace derms::dermsctl

@@ -115,6 +115,8 @@ std::string VderDispatchResult(std::string_view vder_id) {
 }
 std::string VderStatus(std::string_view vder_id) { return Join("vder", vder_id, "status"); }
 std::string PriceForecast(std::string_view node) { return Join("forecast", "price", node); }
+std::string Event(std::string_view kind) { return Join("events", kind); }
+
 std::string ScheduleRequest() { return Join("schedule", "request"); }
 std::string ScheduleResult(std::string_view request_id) {
   return Join("schedule", request_id, "result");

@@ -61,6 +61,7 @@ std::string VderStatus(std::string_view vder_id);
 std::string PriceForecast(std::string_view node);  // forecast/price/{node}
 std::string ScheduleRequest();
 std::string ScheduleResult(std::string_view request_id);
+std::string Event(std::string_view kind);  // events/{kind}: report, backup, ...
 // "derms/v1/der/+/<leaf>" style filters for subscriptions.
 std::string AllDers(std::string_view leaf);
 std::string Filter(std::string_view relative);  // kRoot + relative

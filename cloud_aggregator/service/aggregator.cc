@@ -103,6 +103,13 @@ StatusOr<std::unique_ptr<Aggregator>> Aggregator::Create(const AggregatorOptions
                                              [self] { return self->clock_.NowMs(); });
   if (!history.ok()) return history.status();
   aggregator->history_ = std::move(history).value();
+  mqtt::Client* mqtt_client = aggregator->client_.get();
+  aggregator->maintenance_ = std::make_unique<Maintenance>(
+      options, aggregator->store_.get(), [self] { return self->clock_.NowMs(); },
+      [mqtt_client](const std::string& topic, const std::string& payload) {
+        Status s = mqtt_client->Publish(mqtt::Message{topic, payload, 1, false, {}, {}});
+        if (!s.ok()) spdlog::warn("{} not published: {}", topic, s.message());
+      });
   aggregator->journal_ = std::move(journal);
   aggregator->db_lock_ = std::move(lock).value();
   return aggregator;

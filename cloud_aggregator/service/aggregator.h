@@ -23,6 +23,7 @@
 #include "cloud_aggregator/registry/der_registry.h"
 #include "cloud_aggregator/scheduling/price_book.h"
 #include "cloud_aggregator/service/aggregator_options.h"
+#include "cloud_aggregator/service/maintenance.h"
 #include "cloud_aggregator/storage/backup.h"
 #include "cloud_aggregator/storage/history_jobs.h"
 #include "cloud_aggregator/storage/journal.h"
@@ -189,6 +190,7 @@ class Aggregator {
   std::unique_ptr<storage::Store> store_;
   // After store_: stopped before the store closes.
   std::unique_ptr<storage::HistoryJobs> history_;
+  std::unique_ptr<Maintenance> maintenance_;  // reports and backups
   std::unique_ptr<mqtt::Client> client_;
   mqtt::Session session_;
   // A message from Paho's thread and its place in the journal (0: none).

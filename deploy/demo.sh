@@ -138,6 +138,20 @@ while true; do
     "${CTL[@]}" "${TIME[@]}" dispatch --vder utility --target-kw 150 --duration-s 600 || true
     sleep 2
     "${CTL[@]}" status
+    # The history: rollups through SQL, capacity slots, a verified backup.
+    echo
+    echo "--- history: virtual DER 'north', last 5-minute rollups (dermsctl query on the rollups table)"
+    "${CTL[@]}" query --db "$DIR/derms.db" \
+      "SELECT datetime(bucket_ms / 1000, 'unixepoch') AS bucket_utc, samples,
+              ROUND(mean_kw, 1) AS mean_kw, ROUND(min_kw, 1) AS min_kw, ROUND(max_kw, 1) AS max_kw,
+              ROUND(export_kwh, 2) AS export_kwh, ROUND(import_kwh, 2) AS import_kwh,
+              ROUND(capacity_kw, 1) AS capacity_kw, ROUND(availability, 3) AS availability
+       FROM rollups WHERE resolution = '5m' AND kind = 'vder' AND id = 'north'
+       ORDER BY bucket_ms DESC LIMIT 6" || true
+    echo "--- slots: when could 'utility' deliver at least 100 kW? (dermsctl slots)"
+    "${CTL[@]}" "${TIME[@]}" slots --db "$DIR/derms.db" --vder utility --min-kw 100 --from -1d || true
+    echo "--- backup to a second location, verified (dermsctl backup)"
+    "${CTL[@]}" backup --db "$DIR/derms.db" --dir "$DIR/backups" --keep 3 | head -3 || true
     break
   fi
   # Triangle waves (integer arithmetic): sub-1 swings +-120 kW over 40 s,

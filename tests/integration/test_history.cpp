@@ -147,8 +147,21 @@ CrashRun RunCrash(bool journal, int ders, uint64_t per_der, uint64_t kill_after)
   REQUIRE_FALSE(failed);
   run.acknowledged = acknowledged;
   const uint64_t total = static_cast<uint64_t>(ders) * per_der;
-  WaitFor([&] { return QueryInt(db, "SELECT COUNT(*) FROM telemetry") >= int64_t(total); },
-          std::chrono::seconds(30));
+  // Without the journal some never come: then wait only until the count
+  // has stopped growing for two seconds.
+  int64_t last = -1;
+  auto stable_since = std::chrono::steady_clock::now();
+  WaitFor(
+      [&] {
+        int64_t n = QueryInt(db, "SELECT COUNT(*) FROM telemetry");
+        if (n != last) {
+          last = n;
+          stable_since = std::chrono::steady_clock::now();
+        }
+        return n >= int64_t(total) ||
+               std::chrono::steady_clock::now() - stable_since > std::chrono::seconds(2);
+      },
+      std::chrono::seconds(30));
   aggregator->Stop();
   run.stored = QueryInt(db, "SELECT COUNT(*) FROM telemetry");
   return run;

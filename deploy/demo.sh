@@ -61,6 +61,7 @@ cleanup() {
               (SELECT COUNT(*) FROM controls) || ' controls, ' ||
               (SELECT COUNT(*) FROM responses) || ' responses';"
     echo "  Try: sqlite3 $DIR/derms.db 'SELECT status, COUNT(*) FROM responses GROUP BY 1'"
+    echo "       ./build/tools/dermsctl/dermsctl query --db $DIR/derms.db \"SELECT * FROM rollups WHERE resolution = '1h' AND kind = 'vder'\""
   fi
   echo "Logs: $DIR/{mosquitto,aggregator,fleet}.log"
 }

@@ -461,6 +461,20 @@ std::string Aggregator::StatusJson(bool online, int64_t now_ms) const {
   for (const auto& [reason, n] : s.rejected_by_reason)
     (*st.mutable_rejected_by_reason())[reason] = n;
   st.set_version(kVersion);
+  auto* h = st.mutable_history();
+  const auto& stored = store_->counters();
+  h->set_rows_stored(s.stored);
+  h->set_rows_expired(stored.expired);
+  h->set_storage_errors(stored.errors);
+  if (history_) {
+    const auto& jobs = history_->counters();
+    h->set_rollup_watermark_ms(jobs.watermark_ms);
+    h->set_buckets_written(jobs.buckets);
+    h->set_late_buckets(jobs.late_buckets);
+    h->set_chunks_sealed(jobs.chunks_sealed);
+    h->set_last_pass_ms(jobs.last_pass_ms);
+  }
+  if (journal_) h->set_journal_appended(journal_->appended());
   return codec::ToJson(st);
 }
 

@@ -9,38 +9,6 @@
 #include "common/topics.h"
 
 namespace derms::aggregator {
-namespace {
-
-// A JSON string literal.
-std::string Quote(const std::string& text) {
-  std::string out = "\"";
-  for (unsigned char c : text) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          out += fmt::format("\\u{:04x}", c);
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out + "\"";
-}
-
-}  // namespace
-
 Maintenance::Maintenance(const AggregatorOptions& options, storage::Store* store,
                          std::function<int64_t()> now_ms, Publisher publish)
     : options_(options), store_(store), now_ms_(std::move(now_ms)), publish_(std::move(publish)) {
@@ -99,13 +67,13 @@ std::string Maintenance::RunReport(const AggregatorOptions::Report& report) {
     payload = fmt::format(
         "{{\"name\":{},\"timestamp_ms\":{},\"duration_ms\":{},\"rows\":{},\"truncated\":{},"
         "\"result\":{}}}",
-        Quote(report.name), started_ms, duration_ms, result->rows.size(),
+        storage::JsonString(report.name), started_ms, duration_ms, result->rows.size(),
         result->truncated ? "true" : "false", storage::FormatJson(*result));
     spdlog::info("report '{}': {} row(s) in {} ms", report.name, result->rows.size(), duration_ms);
   } else {
-    payload =
-        fmt::format("{{\"name\":{},\"timestamp_ms\":{},\"duration_ms\":{},\"error\":{}}}",
-                    Quote(report.name), started_ms, duration_ms, Quote(result.status().message()));
+    payload = fmt::format("{{\"name\":{},\"timestamp_ms\":{},\"duration_ms\":{},\"error\":{}}}",
+                          storage::JsonString(report.name), started_ms, duration_ms,
+                          storage::JsonString(result.status().message()));
     spdlog::error("report '{}' failed: {}", report.name, result.status().message());
   }
   store_->Add(storage::EventRecord{"report", report.name, started_ms, payload});
@@ -125,24 +93,24 @@ std::string Maintenance::RunBackup() {
   if (report.ok()) {
     std::string tables, removed;
     for (const auto& [table, rows] : report->row_counts) {
-      tables += fmt::format("{}{}:{}", tables.empty() ? "" : ",", Quote(table), rows);
+      tables += fmt::format("{}{}:{}", tables.empty() ? "" : ",", storage::JsonString(table), rows);
     }
     for (const auto& path : report->removed) {
-      removed += (removed.empty() ? "" : ",") + Quote(path);
+      removed += (removed.empty() ? "" : ",") + storage::JsonString(path);
     }
     payload = fmt::format(
         "{{\"name\":\"backup\",\"timestamp_ms\":{},\"path\":{},\"bytes\":{},\"duration_ms\":{},"
         "\"verified\":true,\"row_counts\":{{{}}},\"removed\":[{}],\"command_exit\":{},"
         "\"command_error\":{}}}",
-        started_ms, Quote(report->path), report->bytes, report->duration_ms, tables, removed,
-        report->command_exit ? std::to_string(*report->command_exit) : "null",
-        Quote(report->command_error));
+        started_ms, storage::JsonString(report->path), report->bytes, report->duration_ms, tables,
+        removed, report->command_exit ? std::to_string(*report->command_exit) : "null",
+        storage::JsonString(report->command_error));
     spdlog::info("backup {} verified ({} bytes, {} ms){}", report->path, report->bytes,
                  report->duration_ms,
                  report->command_error.empty() ? "" : "; command: " + report->command_error);
   } else {
     payload = fmt::format("{{\"name\":\"backup\",\"timestamp_ms\":{},\"error\":{}}}", started_ms,
-                          Quote(report.status().message()));
+                          storage::JsonString(report.status().message()));
     spdlog::error("backup failed: {}", report.status().message());
   }
   store_->Add(storage::EventRecord{"backup", "backup", started_ms, payload});

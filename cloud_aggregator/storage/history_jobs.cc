@@ -313,18 +313,7 @@ Status HistoryJobs::RunOnce(int64_t now_ms) {
                            }
                          }));
         Keep(&first, open_at.Bind(1, res).Bind(2, bucket_ms).Each([&](sqlite3_stmt* s) {
-          history::Bucket b;
-          b.start_ms = sqlite3_column_int64(s, 1);
-          b.samples = static_cast<uint32_t>(sqlite3_column_int64(s, 2));
-          b.availability = sqlite3_column_double(s, 3);
-          b.min_kw = sqlite3_column_double(s, 4);
-          b.max_kw = sqlite3_column_double(s, 5);
-          b.mean_kw = sqlite3_column_double(s, 6);
-          b.export_kwh = sqlite3_column_double(s, 7);
-          b.import_kwh = sqlite3_column_double(s, 8);
-          if (sqlite3_column_type(s, 9) != SQLITE_NULL) b.soc_pct = sqlite3_column_double(s, 9);
-          b.capacity_kw = sqlite3_column_double(s, 10);
-          at[Text(s, 0)] = b;
+          at[Text(s, 0)] = BucketFromRow(s, 1);
         }));
         for (const auto& vder_id : vders) {
           std::vector<history::Bucket> parts;

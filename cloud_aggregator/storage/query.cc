@@ -574,6 +574,28 @@ size_t Utf8Length(const std::string& s, size_t i) {
   return n;
 }
 
+std::string JsonValue(const Value& v) {
+  if (const auto* i = std::get_if<int64_t>(&v)) return fmt::format("{}", *i);
+  if (const auto* d = std::get_if<double>(&v)) return std::isfinite(*d) ? FormatDouble(*d) : "null";
+  if (const auto* s = std::get_if<std::string>(&v)) return JsonString(*s);
+  if (const auto* b = std::get_if<Blob>(&v)) return "\"" + Base64(b->bytes) + "\"";
+  return "null";
+}
+
+std::string CsvField(const std::string& text) {
+  if (!text.empty() && text.find_first_of(",\"\r\n") == std::string::npos) return text;
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
+void RightTrim(std::string* line) { line->erase(line->find_last_not_of(' ') + 1); }
+
+}  // namespace
+
 std::string JsonString(const std::string& text) {
   std::string out = "\"";
   for (size_t i = 0; i < text.size();) {
@@ -621,28 +643,6 @@ std::string JsonString(const std::string& text) {
   }
   return out + "\"";
 }
-
-std::string JsonValue(const Value& v) {
-  if (const auto* i = std::get_if<int64_t>(&v)) return fmt::format("{}", *i);
-  if (const auto* d = std::get_if<double>(&v)) return std::isfinite(*d) ? FormatDouble(*d) : "null";
-  if (const auto* s = std::get_if<std::string>(&v)) return JsonString(*s);
-  if (const auto* b = std::get_if<Blob>(&v)) return "\"" + Base64(b->bytes) + "\"";
-  return "null";
-}
-
-std::string CsvField(const std::string& text) {
-  if (!text.empty() && text.find_first_of(",\"\r\n") == std::string::npos) return text;
-  std::string out = "\"";
-  for (char c : text) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
-}
-
-void RightTrim(std::string* line) { line->erase(line->find_last_not_of(' ') + 1); }
-
-}  // namespace
 
 std::string FormatTable(const QueryResult& result) {
   const size_t n = result.columns.size();

@@ -134,6 +134,9 @@ std::string FormatCsv(const QueryResult& result);
 //     {"id":2,"name":null}
 //   ]
 // and "[]" for no rows; the text always ends with a newline.
+// `text` as a JSON string literal (quoted, escaped; invalid UTF-8 becomes
+// U+FFFD).
+std::string JsonString(const std::string& text);
 std::string FormatJson(const QueryResult& result);
 
 }  // namespace derms::storage

@@ -21,7 +21,21 @@ std::string Text(sqlite3_stmt* stmt, int i) {
   return t ? reinterpret_cast<const char*>(t) : "";
 }
 
-history::Bucket OpenBucket(sqlite3_stmt* stmt, int first) {
+// A statement prepared once, reset before each use.
+struct Query {
+  Query(sqlite3* db, const char* sql) { sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr); }
+  ~Query() { sqlite3_finalize(stmt); }
+  sqlite3_stmt* Start() {
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    return stmt;
+  }
+  sqlite3_stmt* stmt = nullptr;
+};
+
+}  // namespace
+
+history::Bucket BucketFromRow(sqlite3_stmt* stmt, int first) {
   history::Bucket b;
   b.start_ms = sqlite3_column_int64(stmt, first);
   b.samples = static_cast<uint32_t>(sqlite3_column_int64(stmt, first + 1));
@@ -37,20 +51,6 @@ history::Bucket OpenBucket(sqlite3_stmt* stmt, int first) {
   b.capacity_kw = sqlite3_column_double(stmt, first + 9);
   return b;
 }
-
-// A statement prepared once, reset before each use.
-struct Query {
-  Query(sqlite3* db, const char* sql) { sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr); }
-  ~Query() { sqlite3_finalize(stmt); }
-  sqlite3_stmt* Start() {
-    sqlite3_reset(stmt);
-    sqlite3_clear_bindings(stmt);
-    return stmt;
-  }
-  sqlite3_stmt* stmt = nullptr;
-};
-
-}  // namespace
 
 struct RollupReader::Statements {
   explicit Statements(sqlite3* db)
@@ -103,7 +103,7 @@ StatusOr<std::vector<history::Bucket>> RollupReader::Series(int64_t resolution_s
           if (b.start_ms >= from_ms && b.start_ms < to_ms) out[b.start_ms] = b;
         }
       } else {
-        history::Bucket b = OpenBucket(stmt, 0);
+        history::Bucket b = BucketFromRow(stmt, 0);
         out[b.start_ms] = b;  // a revised bucket overrides the sealed one
       }
     }

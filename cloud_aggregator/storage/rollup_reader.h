@@ -21,6 +21,7 @@
 #include "common/status.h"
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 namespace derms::storage {
 
@@ -48,6 +49,11 @@ class RollupReader {
 StatusOr<std::vector<history::Bucket>> ReadSeries(const std::string& db_path, int64_t resolution_s,
                                                   const std::string& kind, const std::string& id,
                                                   int64_t from_ms, int64_t to_ms);
+
+// The bucket in columns first.. of a row shaped like rollups_open's from
+// bucket_ms on (bucket_ms, samples, availability, min_kw, max_kw, mean_kw,
+// export_kwh, import_kwh, soc_pct, capacity_kw).
+history::Bucket BucketFromRow(sqlite3_stmt* row, int first);
 
 // Registers the `rollups` virtual table on `db` (every connection that
 // queries it needs this: the aggregator's, dermsctl query's).

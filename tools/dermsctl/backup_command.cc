@@ -136,8 +136,8 @@ int RunRestoreCommand(const storage::RestoreOptions& options) {
 
 }  // namespace
 
-std::vector<BackupCommand> AddBackupCommands(CLI::App& app) {
-  std::vector<BackupCommand> commands;
+std::vector<Subcommand> AddBackupCommands(CLI::App& app) {
+  std::vector<Subcommand> commands;
 
   auto backup_args = std::make_shared<BackupArgs>();
   auto* backup = app.add_subcommand(

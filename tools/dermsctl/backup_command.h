@@ -14,23 +14,13 @@
 #include <functional>
 #include <vector>
 
-namespace derms::dermsctl {
+#include "tools/dermsctl/subcommand.h"
 
-// A subcommand added to dermsctl's CLI::App.
-struct BackupCommand {
-  // The subcommand; after parsing, `*app` is true when it was chosen.
-  CLI::App* app = nullptr;
-  // Runs it: the report on stdout, errors on stderr as "dermsctl: ...".
-  // Returns the exit code: 0; 1 when the backup, verification, restore or
-  // the backup's command failed (a backup whose command failed is kept); 2
-  // for a usage error. REQUIRES: the command line has been parsed; main
-  // thread.
-  std::function<int()> run;
-};
+namespace derms::dermsctl {
 
 // Adds `backup` and `restore` to `app` (in that order). Their options live
 // as long as the returned objects.
-std::vector<BackupCommand> AddBackupCommands(CLI::App& app);
+std::vector<Subcommand> AddBackupCommands(CLI::App& app);
 
 }  // namespace derms::dermsctl
 

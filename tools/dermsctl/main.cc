@@ -410,7 +410,7 @@ int main(int argc, char** argv) {
       });
   CLI11_PARSE(app, argc, argv);
   if (*query.app) return query.run();
-  if (*slots.first) return slots.second();
+  if (*slots.app) return slots.run();
   for (auto& x : backup_commands) {
     if (*x.app) return x.run();
   }

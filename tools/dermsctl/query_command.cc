@@ -27,7 +27,7 @@ int Fail(const std::string& message) {
 
 }  // namespace
 
-QueryCommand AddQueryCommand(CLI::App& app, storage::ConnectionHook prepare_connection) {
+Subcommand AddQueryCommand(CLI::App& app, storage::ConnectionHook prepare_connection) {
   auto flags = std::make_shared<QueryFlags>();
   flags->options.prepare_connection = std::move(prepare_connection);
   flags->timeout_s = static_cast<double>(flags->options.timeout_ms) / 1000;
@@ -83,7 +83,7 @@ QueryCommand AddQueryCommand(CLI::App& app, storage::ConnectionHook prepare_conn
     }
     return 0;
   };
-  return QueryCommand{query, std::move(run)};
+  return Subcommand{query, std::move(run)};
 }
 
 }  // namespace derms::dermsctl

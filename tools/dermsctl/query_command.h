@@ -10,25 +10,16 @@
 
 #include "cloud_aggregator/storage/query.h"
 #include "common/status.h"
+#include "tools/dermsctl/subcommand.h"
 
 namespace derms::dermsctl {
-
-// A subcommand added to dermsctl's CLI::App.
-struct QueryCommand {
-  // The "query" subcommand; after parsing, `*app` is true when it was chosen.
-  CLI::App* app = nullptr;
-  // Runs the query: the result on stdout, errors on stderr as "dermsctl: ...".
-  // Returns the exit code: 0, or 1 when the query failed or was refused.
-  // REQUIRES: the command line has been parsed.
-  std::function<int()> run;
-};
 
 // Adds `query [--db PATH] [--format table|csv|json] [--timeout SECONDS]
 // [--max-rows N] SQL` to `app`. `prepare_connection` is passed on as
 // storage::QueryOptions::prepare_connection: the hook that registers the
 // aggregator's `rollups` virtual table module on the query's connection; it
 // may be empty (then `rollups` is unknown to queries).
-QueryCommand AddQueryCommand(CLI::App& app, storage::ConnectionHook prepare_connection);
+Subcommand AddQueryCommand(CLI::App& app, storage::ConnectionHook prepare_connection);
 
 }  // namespace derms::dermsctl
 

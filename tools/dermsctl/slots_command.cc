@@ -77,7 +77,7 @@ int Run(const SlotsArgs& a, const TimeParser& parse_time) {
 
 }  // namespace
 
-std::pair<CLI::App*, std::function<int()>> AddSlotsCommand(CLI::App& app, TimeParser parse_time) {
+Subcommand AddSlotsCommand(CLI::App& app, TimeParser parse_time) {
   auto args = std::make_shared<SlotsArgs>();
   CLI::App* cmd = app.add_subcommand(
       "slots",

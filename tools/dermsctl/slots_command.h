@@ -9,6 +9,7 @@
 #include <string>
 
 #include "common/status.h"
+#include "tools/dermsctl/subcommand.h"
 
 namespace derms::dermsctl {
 
@@ -16,7 +17,7 @@ namespace derms::dermsctl {
 using TimeParser = std::function<StatusOr<int64_t>(const std::string&, const std::string&)>;
 
 // Adds `slots` to `app`; the returned function runs it when it was chosen.
-std::pair<CLI::App*, std::function<int()>> AddSlotsCommand(CLI::App& app, TimeParser parse_time);
+Subcommand AddSlotsCommand(CLI::App& app, TimeParser parse_time);
 
 }  // namespace derms::dermsctl
 

@@ -155,6 +155,12 @@ Aggregator::~Aggregator() {
   // Closing first wakes a handler blocked on a full queue.
   inbound_.Close();
   client_->ClearHandlers();
+  // Maintenance publishes through client_; the store's writer runs the
+  // journal's release callbacks while closing: both go while what they
+  // use is still there.
+  maintenance_.reset();
+  history_.reset();
+  store_.reset();
 }
 
 Stats Aggregator::stats() const {

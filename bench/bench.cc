@@ -13,6 +13,7 @@
 //   vder-memory  resident bytes per DER with the fleet loaded, beside its wire messages' bytes
 //   schedule     the closed-form charging optimum for one device, beside GLPK's LP on the same
 //   instance
+//   store-insert, store-insert-under-query, history-size  the telemetry history (history_bench.h)
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -44,6 +45,7 @@
 #include <utility>
 #include <vector>
 
+#include "bench/history_bench.h"
 #include "cloud_aggregator/dispatch/allocation.h"
 #include "cloud_aggregator/dispatch/der_capability.h"
 #include "cloud_aggregator/registry/der_registry.h"
@@ -1029,8 +1031,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 1000000));
   schedule->add_option("--repeats", schedule_repeats, "timed runs after one warm-up; medians")
       ->check(CLI::Range(1, 100000));
+  derms::bench::HistoryBenches history(&app);
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::warn);
+  if (history.chosen()) return history.Run();
   // A round trip's processes hold up to a thousand sockets each: take all
   // the descriptors we may (children inherit the limit).
   rlimit files{};

@@ -5,7 +5,7 @@
 # 3) with their spread (min..max).
 #
 #   ./bench/run.sh                      # everything
-#   ./bench/run.sh alloc memory         # only these, of: ingest rt footprint alloc memory schedule
+#   ./bench/run.sh alloc memory         # only these, of: ingest rt footprint alloc memory schedule history
 #   BENCH_MESSAGES=100000 BENCH_REPEATS=5 BENCH_BIG_FLEET=0 ./bench/run.sh
 #   BENCH_BUILD_DIR=build-bench BENCH_OUT=/tmp/bench ./bench/run.sh alloc
 #
@@ -18,6 +18,12 @@
 # messages, one process per run) are in-process, and so is schedule (the
 # cheapest charging schedule for one device over a week of 5-minute prices,
 # closed form vs GLPK's simplex on the same instance, same cost required).
+# history is in-process too, on SQLite files in $BENCH_OUT/history: the
+# Store's telemetry insert rate beside a bare batched INSERT loop into the
+# same schema (runs alternating, in one process), the same ingest with long
+# analytical queries running on another connection beside it alone, and the
+# bytes a simulated fleet's rollups take on disk, projected to five years of
+# 1,000 DERs (and raw rows per sample, for the raw window).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -31,10 +37,14 @@ ALLOC_REPEATS=${BENCH_ALLOC_REPEATS:-5}  # timed allocations per alloc run, afte
 SCHED_INTERVALS=${BENCH_SCHEDULE_INTERVALS:-2016}  # 5-minute prices: a week
 SCHED_REPEATS=${BENCH_SCHEDULE_REPEATS:-21}       # timed solves of each kind per schedule run
 POLICIES=${BENCH_POLICIES:-pro_rata soc_balance merit_order fair_share}
+HIST_RECORDS=${BENCH_HISTORY_RECORDS:-500000}          # telemetry rows per store-insert run
+HIST_QUERY_RECORDS=${BENCH_HISTORY_QUERY_RECORDS:-300000}  # per run of the ingest under queries
+HIST_PREFILL=${BENCH_HISTORY_PREFILL:-2000000}         # rows in the table the queries read
+HIST_DAYS=${BENCH_HISTORY_DAYS:-14}                    # days of 1-minute telemetry rolled up
 BUILD=${BENCH_BUILD_DIR:-build}    # another tree is configured and built here, bench targets only
 DIR=${BENCH_OUT:-$ROOT/var/bench}  # replaced
 
-ALL="ingest rt footprint alloc memory schedule"
+ALL="ingest rt footprint alloc memory schedule history"
 SEL=${*:-$ALL}
 for b in $SEL; do
   case " $ALL " in *" $b "*) ;; *) echo "run.sh: unknown benchmark '$b' (one of: $ALL)" >&2; exit 2 ;; esac
@@ -211,6 +221,30 @@ if want schedule; then
   collect_pair schedule schedule_lp schedule_run
 fi
 
+# The store figures come from one process each (runs alternating inside it):
+# its JSON line gives each side's median, min and max.
+from_json() { echo "$(field "$1" "$2") $(field "$1_min" "$2") $(field "$1_max" "$2")"; }
+if want history; then
+  echo "Telemetry history: Store insert vs bare INSERT loop, $HIST_RECORDS rows, $R runs each" >&2
+  H="$DIR/history"
+  "$BENCH" store-insert --records "$HIST_RECORDS" --repeats "$R" --dir "$H" > "$DIR/store-insert.out"
+  S[hist_insert]=$(from_json ours_rate "$DIR/store-insert.out")
+  S[hist_insert_floor]=$(from_json floor_rate "$DIR/store-insert.out")
+  echo "  hist_insert: ${S[hist_insert]}; hist_insert_floor: ${S[hist_insert_floor]}" >&2
+  echo "Telemetry history: the same ingest ($HIST_QUERY_RECORDS rows, table of $HIST_PREFILL) with" \
+    "long queries running vs alone, $R runs each" >&2
+  "$BENCH" store-insert-under-query --records "$HIST_QUERY_RECORDS" --prefill "$HIST_PREFILL" \
+    --repeats "$R" --dir "$H" > "$DIR/store-insert-under-query.out"
+  for k in rate commit_gap_ms wal_mb; do
+    S[hist_busy_$k]=$(from_json "busy_$k" "$DIR/store-insert-under-query.out")
+    S[hist_quiet_$k]=$(from_json "quiet_$k" "$DIR/store-insert-under-query.out")
+    echo "  hist_busy_$k: ${S[hist_busy_$k]}; hist_quiet_$k: ${S[hist_quiet_$k]}" >&2
+  done
+  echo "Telemetry history: bytes on disk, 1,000 simulated DERs over $HIST_DAYS days" >&2
+  "$BENCH" history-size --days "$HIST_DAYS" --dir "$H" > "$DIR/history-size.out"
+  rm -rf "$H"
+fi
+
 med() { echo "${S[$1]}" | cut -d' ' -f1; }
 spread() { echo "${S[$1]}" | awk '{printf "%s..%s", $2, $3}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
@@ -273,6 +307,29 @@ CPU_MODEL=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)
       "$(med schedule)" "$(spread schedule)" "$(med schedule_lp)" \
       "$(ratio "$(med schedule_lp)" "$(med schedule)")"
   fi
+  if want history; then
+    printf '%-58s %14s %18s %14s %8s\n' "telemetry insert rows/s: Store vs bare INSERT (goal >= 0.8)" \
+      "$(med hist_insert)" "$(spread hist_insert)" "$(med hist_insert_floor)" \
+      "$(ratio "$(med hist_insert)" "$(med hist_insert_floor)")"
+    printf '%-58s %14s %18s %14s %8s\n' "telemetry insert rows/s: long queries running vs none" \
+      "$(med hist_busy_rate)" "$(spread hist_busy_rate)" "$(med hist_quiet_rate)" \
+      "$(ratio "$(med hist_busy_rate)" "$(med hist_quiet_rate)")"
+    printf '%-58s %14s %18s %14s %8s\n' "  longest time between commits ms: queries vs none" \
+      "$(med hist_busy_commit_gap_ms)" "$(spread hist_busy_commit_gap_ms)" \
+      "$(med hist_quiet_commit_gap_ms)" \
+      "$(ratio "$(med hist_busy_commit_gap_ms)" "$(med hist_quiet_commit_gap_ms)")"
+    printf '%-58s %14s %18s %14s %8s\n' "  largest WAL file MB: queries vs none" \
+      "$(med hist_busy_wal_mb)" "$(spread hist_busy_wal_mb)" "$(med hist_quiet_wal_mb)" \
+      "$(ratio "$(med hist_busy_wal_mb)" "$(med hist_quiet_wal_mb)")"
+    HS="$DIR/history-size.out"
+    printf '%-58s %14s %18s %14s %8s\n' "rollup bytes per 5-min bucket (all resolutions, on disk)" \
+      "$(field bytes_per_bucket "$HS")" "-" "-" "-"
+    printf '%-58s %14s %18s %14s %8s\n' "rollup GB, 5 years x 1,000 DERs vs 5 GB (goal < 1)" \
+      "$(field projected_gb "$HS")" "-" "$(field goal_gb "$HS")" "$(field ratio "$HS")"
+    printf '%-58s %14s %18s %14s %8s\n' \
+      "raw telemetry bytes/sample (90 d x 1,000 DERs: $(field raw_90d_gb "$HS") GB)" \
+      "$(field raw_bytes_per_sample "$HS")" "-" "-" "-"
+  fi
 } | tee "$DIR/table.txt"
 
 # One entry a line, joined with commas.
@@ -288,6 +345,13 @@ if want alloc || want memory; then
 fi
 if want schedule; then
   J+=("\"schedule_intervals\": $SCHED_INTERVALS, \"schedule_repeats_per_run\": $SCHED_REPEATS")
+fi
+if want history; then
+  J+=("\"history_records\": $HIST_RECORDS, \"history_query_records\": $HIST_QUERY_RECORDS,
+    \"history_prefill\": $HIST_PREFILL, \"history_days\": $HIST_DAYS")
+  J+=("\"store_insert\": $(cat "$DIR/store-insert.out")")
+  J+=("\"store_insert_under_query\": $(cat "$DIR/store-insert-under-query.out")")
+  J+=("\"history_size\": $(cat "$DIR/history-size.out")")
 fi
 for k in "${!S[@]}"; do
   read -r m lo hi <<< "${S[$k]}"

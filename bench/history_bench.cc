@@ -402,7 +402,10 @@ class BareInserter {
   // `setup` runs after the Store's pragmas (the prefill, untimed, goes faster with more cache).
   BareInserter(const std::string& path, size_t batch, const std::string& setup = "")
       : db_(path), batch_(batch) {
-    db_.Exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL");
+    // The same per-connection settings as store.cc's schema.
+    db_.Exec(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536; "
+        "PRAGMA journal_size_limit = 67108864");
     if (!setup.empty()) db_.Exec(setup);
     if (sqlite3_prepare_v3(db_.get(),
                            "INSERT OR IGNORE INTO telemetry VALUES "

@@ -6,11 +6,15 @@
 #define DERMS_COMMON_CLOCK_H_
 
 #include <cstdint>
+#include <string>
 
 namespace derms {
 
 // Milliseconds since the Unix epoch, UTC, read from the wall clock.
 int64_t WallNowMs();
+// "2023-11-14T22:13:20Z" (with ".500" when there are milliseconds), for any
+// epoch ms, independent of the platform's gmtime range.
+std::string FormatUtc(int64_t ms);
 
 // Thread-safe after construction (immutable).
 class Clock {

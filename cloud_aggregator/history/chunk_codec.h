@@ -20,6 +20,8 @@ namespace derms::history {
 
 // Buckets per chunk: a chunk of 5-minute buckets is one UTC day.
 constexpr int64_t kChunkBuckets = 288;
+// How much time a chunk of `resolution_s` buckets spans.
+inline int64_t ChunkSpanMs(int64_t resolution_s) { return resolution_s * 1000 * kChunkBuckets; }
 // The start of the chunk holding the bucket at `bucket_ms`.
 inline int64_t ChunkStart(int64_t bucket_ms, int64_t resolution_s) {
   return BucketStart(bucket_ms, resolution_s * kChunkBuckets);

@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <filesystem>
 #include <set>
 
 #include "cloud_aggregator/registry/validation.h"
@@ -72,12 +71,6 @@ StatusOr<std::unique_ptr<Aggregator>> Aggregator::Create(const AggregatorOptions
                                                          const Clock& clock) {
   Status valid = options.Validate();
   if (!valid.ok()) return valid;
-  // The store makes the database's directory; the lock file lives beside it.
-  std::error_code ec;
-  auto dir = std::filesystem::path(options.db_path).parent_path();
-  if (!dir.empty()) std::filesystem::create_directories(dir, ec);
-  auto lock = storage::DbLock::Acquire(options.db_path);
-  if (!lock.ok()) return lock.status();
   storage::StoreOptions store_options;
   store_options.path = options.db_path;
   auto store = storage::Store::Open(store_options);
@@ -111,7 +104,6 @@ StatusOr<std::unique_ptr<Aggregator>> Aggregator::Create(const AggregatorOptions
         if (!s.ok()) spdlog::warn("{} not published: {}", topic, s.message());
       });
   aggregator->journal_ = std::move(journal);
-  aggregator->db_lock_ = std::move(lock).value();
   return aggregator;
 }
 

@@ -24,7 +24,6 @@
 #include "cloud_aggregator/scheduling/price_book.h"
 #include "cloud_aggregator/service/aggregator_options.h"
 #include "cloud_aggregator/service/maintenance.h"
-#include "cloud_aggregator/storage/backup.h"
 #include "cloud_aggregator/storage/history_jobs.h"
 #include "cloud_aggregator/storage/journal.h"
 #include "cloud_aggregator/storage/store.h"
@@ -185,8 +184,6 @@ class Aggregator {
 
   const AggregatorOptions options_;
   const Clock clock_;
-  // Held while running: a restore cannot replace the database under us.
-  std::optional<storage::DbLock> db_lock_;
   std::unique_ptr<storage::Store> store_;
   // After store_: stopped before the store closes.
   std::unique_ptr<storage::HistoryJobs> history_;

@@ -76,6 +76,19 @@ class HistoryJobs {
   HistoryJobs(Store* store, const HistoryOptions& options, std::function<int64_t()> now_ms,
               sqlite3* db);
   void Loop();
+  // The steps of a pass, in order (history_jobs.cc).
+  struct Pass;
+  // 5-minute buckets from raw samples: the new ones and those late samples
+  // landed in. Returns where raw samples are rolled up to.
+  int64_t RollRaw(Pass& pass, int64_t now_ms);
+  // Hourly from 5-minute, daily from hourly, for the DER buckets touched.
+  void CombineUp(Pass& pass);
+  // Virtual DERs: each bucket a member touched, summed over all members.
+  void SumVders(Pass& pass);
+  // Chunks that ended `seal_after_s` ago, compressed.
+  void Seal(Pass& pass, int64_t now_ms);
+  // Retention, in slices.
+  void Expire(Pass& pass, int64_t now_ms, int64_t rolled_up_to);
 
   Store* const store_;
   const HistoryOptions options_;

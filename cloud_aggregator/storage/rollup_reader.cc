@@ -14,8 +14,6 @@
 namespace derms::storage {
 namespace {
 
-int64_t ChunkSpanMs(int64_t resolution_s) { return resolution_s * 1000 * history::kChunkBuckets; }
-
 std::string Text(sqlite3_stmt* stmt, int i) {
   const unsigned char* t = sqlite3_column_text(stmt, i);
   return t ? reinterpret_cast<const char*>(t) : "";
@@ -57,7 +55,7 @@ struct RollupReader::Statements {
       : db(db),
         chunks(db,
                "SELECT chunk_ms, data FROM rollup_chunks WHERE resolution_s = ?1 AND kind = ?2 "
-               "AND id = ?3 AND chunk_ms > ?4 - resolution_s * 288000 AND chunk_ms < ?5 "
+               "AND id = ?3 AND chunk_ms > ?4 - ?6 AND chunk_ms < ?5 "
                "ORDER BY chunk_ms"),
         open(db,
              "SELECT bucket_ms, samples, availability, min_kw, max_kw, mean_kw, export_kwh, "
@@ -86,6 +84,7 @@ StatusOr<std::vector<history::Bucket>> RollupReader::Series(int64_t resolution_s
     sqlite3_bind_text(stmt, 3, id.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(stmt, 4, from_ms);
     sqlite3_bind_int64(stmt, 5, to_ms);
+    sqlite3_bind_int64(stmt, 6, history::ChunkSpanMs(resolution_s));
     int rc;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
       if (q == &statements_->chunks) {
@@ -311,7 +310,7 @@ int Load(Cursor* cur, sqlite3_vtab* vtab) {
       const Series& s = cur->series[cur->series_index];
       int64_t start = cur->chunk_starts[cur->chunk_index++];
       int64_t from = std::max(start, cur->from_ms);
-      int64_t to = std::min(start + ChunkSpanMs(s.resolution_s), cur->to_ms);
+      int64_t to = std::min(start + history::ChunkSpanMs(s.resolution_s), cur->to_ms);
       auto buckets = cur->reader->Series(s.resolution_s, s.kind, s.id, from, to);
       if (!buckets.ok()) return SetError(vtab, buckets.status().message());
       cur->buckets = std::move(buckets).value();
@@ -342,7 +341,7 @@ int Load(Cursor* cur, sqlite3_vtab* vtab) {
     sqlite3_bind_text(stmt, 3, s.id.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(stmt, 4, cur->from_ms);
     sqlite3_bind_int64(stmt, 5, cur->to_ms);
-    sqlite3_bind_int64(stmt, 6, ChunkSpanMs(s.resolution_s));
+    sqlite3_bind_int64(stmt, 6, history::ChunkSpanMs(s.resolution_s));
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
       cur->chunk_starts.push_back(sqlite3_column_int64(stmt, 0));
     }

@@ -9,6 +9,7 @@
 #include <tuple>
 
 #include "cloud_aggregator/history/chunk_codec.h"
+#include "cloud_aggregator/storage/backup.h"
 
 namespace derms::storage {
 namespace {
@@ -263,7 +264,7 @@ struct Store::Statements {
         expire_chunks(db,
                       "DELETE FROM rollup_chunks WHERE (resolution_s, kind, id, chunk_ms) IN "
                       "(SELECT resolution_s, kind, id, chunk_ms FROM rollup_chunks WHERE "
-                      "resolution_s = ?1 AND chunk_ms + resolution_s * 288000 <= ?2 LIMIT ?3)"),
+                      "resolution_s = ?1 AND chunk_ms + ?4 <= ?2 LIMIT ?3)"),
         // ?2 is a chunk boundary: only whole chunks expire.
         expire_open(db, "DELETE FROM rollups_open WHERE resolution_s = ?1 AND bucket_ms < ?2"),
         clear_members(db, "DELETE FROM vder_members"),
@@ -286,6 +287,10 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
     return Status::Error("storage_error",
                          fmt::format("database directory '{}': {}", parent.string(), ec.message()));
   }
+  // Held as long as the store is open: a restore cannot replace the
+  // database under its writer.
+  auto lock = DbLock::Acquire(options.path);
+  if (!lock.ok()) return lock.status();
   sqlite3* db = nullptr;
   if (sqlite3_open_v2(options.path.c_str(), &db,
                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
@@ -300,8 +305,8 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
        sqlite3_exec(db, "ALTER TABLE dispatch_runs RENAME TO dispatch_runs_v1", nullptr, nullptr,
                     &err) != SQLITE_OK) ||
       (ChunksWithoutRowid(db) &&
-       sqlite3_exec(db, (std::string("BEGIN;") + kMigrateChunksFrom4 + "COMMIT;").c_str(),
-                    nullptr, nullptr, &err) != SQLITE_OK) ||
+       sqlite3_exec(db, (std::string("BEGIN;") + kMigrateChunksFrom4 + "COMMIT;").c_str(), nullptr,
+                    nullptr, &err) != SQLITE_OK) ||
       sqlite3_exec(db, kSchema, nullptr, nullptr, &err) != SQLITE_OK) {
     Status s = Status::Error(
         "storage_error", fmt::format("database '{}' schema: {}", options.path, err ? err : "?"));
@@ -310,6 +315,7 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
     return s;
   }
   auto store = std::unique_ptr<Store>(new Store(options, db));
+  store->lock_ = std::move(lock).value();
   return store;
 }
 
@@ -681,8 +687,11 @@ void Store::Write(const Record& record) {
     if (r->resolution_s == 0) {
       changed = st.expire_telemetry.Bind(1, r->before_ms).Bind(2, r->limit).Run();
     } else {
-      changed =
-          st.expire_chunks.Bind(1, r->resolution_s).Bind(2, r->before_ms).Bind(3, r->limit).Run();
+      changed = st.expire_chunks.Bind(1, r->resolution_s)
+                    .Bind(2, r->before_ms)
+                    .Bind(3, r->limit)
+                    .Bind(4, history::ChunkSpanMs(r->resolution_s))
+                    .Run();
       if (changed >= 0) {
         int open = st.expire_open.Bind(1, r->resolution_s).Bind(2, r->before_ms).Run();
         changed = open < 0 ? open : changed + open;
@@ -749,7 +758,7 @@ int Store::WriteHistory(const HistoryWriteRecord& r) {
                 .Bind(2, c.kind)
                 .Bind(3, c.id)
                 .Bind(4, c.chunk_ms)
-                .Bind(5, c.chunk_ms + c.resolution_s * 1000 * history::kChunkBuckets)
+                .Bind(5, c.chunk_ms + history::ChunkSpanMs(c.resolution_s))
                 .Run() < 0) {
       return -1;
     }

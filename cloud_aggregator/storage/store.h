@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "cloud_aggregator/history/rollup.h"
+#include "cloud_aggregator/storage/backup.h"
 #include "common/blocking_queue.h"
 #include "common/status.h"
 #include "derms/v1/derms.pb.h"
@@ -195,6 +196,7 @@ struct StoreCounters {
 class Store {
  public:
   // Opens or creates the database and its schema; starts the writer thread.
+  // Fails ("in_use") while another Store, in any process, has it open.
   static StatusOr<std::unique_ptr<Store>> Open(const StoreOptions& options);
   // Commits everything queued, then closes.
   ~Store();
@@ -234,7 +236,8 @@ class Store {
   int WriteHistory(const HistoryWriteRecord& record);
 
   const StoreOptions options_;
-  sqlite3* db_;  // used only by the writer thread after Open
+  std::optional<DbLock> lock_;  // on <path>.lock, while open
+  sqlite3* db_;                 // used only by the writer thread after Open
   int64_t last_run_id_ = 0;
   std::atomic<int64_t> rollup_watermark_ms_{0};
   std::vector<derms::v1::PriceForecast> forecasts_;

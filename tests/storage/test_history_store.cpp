@@ -92,17 +92,7 @@ struct Db {
     sqlite3_bind_text(s, 2, kind.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(s, 3, id.c_str(), -1, SQLITE_TRANSIENT);
     while (sqlite3_step(s) == SQLITE_ROW) {
-      history::Bucket b;
-      b.start_ms = sqlite3_column_int64(s, 0);
-      b.samples = static_cast<uint32_t>(sqlite3_column_int64(s, 1));
-      b.availability = sqlite3_column_double(s, 2);
-      b.min_kw = sqlite3_column_double(s, 3);
-      b.max_kw = sqlite3_column_double(s, 4);
-      b.mean_kw = sqlite3_column_double(s, 5);
-      b.export_kwh = sqlite3_column_double(s, 6);
-      b.import_kwh = sqlite3_column_double(s, 7);
-      if (sqlite3_column_type(s, 8) != SQLITE_NULL) b.soc_pct = sqlite3_column_double(s, 8);
-      b.capacity_kw = sqlite3_column_double(s, 9);
+      history::Bucket b = derms::storage::BucketFromRow(s, 0);
       out[b.start_ms] = b;
     }
     sqlite3_finalize(s);

@@ -2,11 +2,11 @@
 
 #include <fmt/format.h>
 
-#include <ctime>
 #include <memory>
 
 #include "cloud_aggregator/history/slots.h"
 #include "cloud_aggregator/storage/rollup_reader.h"
+#include "common/clock.h"
 #include "common/topics.h"
 
 namespace derms::dermsctl {
@@ -21,15 +21,6 @@ struct SlotsArgs {
   std::string resolution = "5m";
   std::string format = "table";
 };
-
-std::string Iso(int64_t ms) {
-  std::time_t t = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 int Run(const SlotsArgs& a, const TimeParser& parse_time) {
   auto fail = [](const std::string& m) {
@@ -47,7 +38,8 @@ int Run(const SlotsArgs& a, const TimeParser& parse_time) {
   if (!from.ok()) return fail(from.status().message());
   if (!to.ok()) return fail(to.status().message());
   if (*from >= *to) {
-    return fail(fmt::format("--from {} must be before --to {}", Iso(*from), Iso(*to)));
+    return fail(fmt::format("--from {} must be before --to {}", derms::FormatUtc(*from),
+                            derms::FormatUtc(*to)));
   }
   auto buckets = derms::storage::ReadSeries(a.db, resolution_s, "vder", a.vder, *from, *to);
   if (!buckets.ok()) return fail(buckets.status().message());
@@ -58,18 +50,19 @@ int Run(const SlotsArgs& a, const TimeParser& parse_time) {
       out += fmt::format(
           "{}{{\"start_ms\":{},\"end_ms\":{},\"start\":\"{}\",\"end\":\"{}\",\"buckets\":{},"
           "\"min_capacity_kw\":{},\"mean_capacity_kw\":{}}}",
-          out.size() > 1 ? "," : "", s.start_ms, s.end_ms, Iso(s.start_ms), Iso(s.end_ms),
-          s.buckets, s.min_capacity_kw, s.mean_capacity_kw);
+          out.size() > 1 ? "," : "", s.start_ms, s.end_ms, derms::FormatUtc(s.start_ms),
+          derms::FormatUtc(s.end_ms), s.buckets, s.min_capacity_kw, s.mean_capacity_kw);
     }
     fmt::print("{}]\n", out);
     return 0;
   }
   fmt::print("vder '{}': {} {} bucket(s) with data from {} to {}; capacity >= {} kW in:\n", a.vder,
-             buckets->size(), a.resolution, Iso(*from), Iso(*to), a.min_kw);
-  fmt::print("{:<21} {:<21} {:>8} {:>12} {:>12}\n", "start", "end", "buckets", "min_kw", "mean_kw");
+             buckets->size(), a.resolution, derms::FormatUtc(*from), derms::FormatUtc(*to),
+             a.min_kw);
+  fmt::print("{:<24} {:<24} {:>8} {:>12} {:>12}\n", "start", "end", "buckets", "min_kw", "mean_kw");
   for (const auto& s : slots) {
-    fmt::print("{:<21} {:<21} {:>8} {:>12.1f} {:>12.1f}\n", Iso(s.start_ms), Iso(s.end_ms),
-               s.buckets, s.min_capacity_kw, s.mean_capacity_kw);
+    fmt::print("{:<24} {:<24} {:>8} {:>12.1f} {:>12.1f}\n", derms::FormatUtc(s.start_ms),
+               derms::FormatUtc(s.end_ms), s.buckets, s.min_capacity_kw, s.mean_capacity_kw);
   }
   fmt::print("({} slot(s))\n", slots.size());
   return 0;

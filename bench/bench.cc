@@ -57,7 +57,7 @@
 #include "cloud_aggregator/workflow/tree_allocation.h"
 #include "common/blocking_queue.h"
 #include "common/codec.h"
-#include "common/mqtt_client.h"
+#include "common/mqtt/mqtt_client.h"
 #include "common/signals.h"
 #include "common/topics.h"
 #include "edge_agent/agent/edge_agent.h"

@@ -31,13 +31,13 @@ int main(int argc, char** argv) {
   o.Add("--client-id", &options.client_id, "MQTT client id of the persistent session");
   o.Add("--username", &options.username, "MQTT user name");
   o.Add("--password", &options.password, "MQTT password");
-  o.Add("--offline-after-intervals", &options.offline_after_intervals,
+  o.Add("--offline-after-intervals", &options.fleet.offline_after_intervals,
         "a DER silent this many telemetry intervals is offline (default 3)");
-  o.Add("--control-duration-s", &options.control_duration_s,
+  o.Add("--control-duration-s", &options.dispatch.control_duration_s,
         "how long each dispatched setpoint lasts, seconds (default 300)");
-  o.Add("--setpoint-deadband-kw", &options.setpoint_deadband_kw,
+  o.Add("--setpoint-deadband-kw", &options.dispatch.setpoint_deadband_kw,
         "a setpoint this close to the one in force is not re-sent (default 0.1)");
-  o.Add("--response-timeout-ms", &options.response_timeout_ms,
+  o.Add("--response-timeout-ms", &options.dispatch.response_timeout_ms,
         "wall ms a dispatch run waits for answers before moving shortfall (default 5000)");
   o.Add("--status-interval-s", &options.status_interval_s,
         "wall seconds between aggregator/status publishes (default 10)");

@@ -38,6 +38,13 @@ Status ParseJson(std::string_view payload, std::string_view what, google::protob
   return Status::Ok();
 }
 
+Status ParseDevice(std::string_view payload, std::string_view kind, std::string_view der_id,
+                   google::protobuf::Message* out) {
+  Status s = ParseBinary(payload, "", out);
+  if (s.ok()) return s;
+  return Status::Error(s.code(), fmt::format("{} from der '{}': {}", kind, der_id, s.message()));
+}
+
 Status ParseOperator(std::string_view payload, std::string_view what,
                      google::protobuf::Message* out) {
   return LooksLikeJson(payload) ? ParseJson(payload, what, out) : ParseBinary(payload, what, out);

@@ -20,6 +20,11 @@ bool LooksLikeJson(std::string_view payload);
 // Parses protobuf binary into `out` (cleared first). Error "decode_error"
 // names `what` (e.g. "telemetry from der 'bat-1'") when it is not empty.
 Status ParseBinary(std::string_view payload, std::string_view what, google::protobuf::Message* out);
+// A device-facing (binary) payload from a DER: `kind` ("telemetry") and
+// `der_id` name it in the error, a description built only when decoding fails
+// (this runs for every message).
+Status ParseDevice(std::string_view payload, std::string_view kind, std::string_view der_id,
+                   google::protobuf::Message* out);
 // Parses canonical JSON (unknown fields rejected) into `out`.
 Status ParseJson(std::string_view payload, std::string_view what, google::protobuf::Message* out);
 // JSON when LooksLikeJson, otherwise binary: for operator-facing topics.

@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "common/mqtt_client.h"
-#include "common/session.h"
+#include "common/mqtt/mqtt_client.h"
+#include "common/mqtt/session.h"
 #include "edge_agent/agent/agent_options.h"
 #include "edge_agent/agent/state_store.h"
 #include "edge_agent/control/control_engine.h"

@@ -9,12 +9,12 @@
 #include <vector>
 
 #include "cloud_aggregator/dispatch/der_capability.h"
-#include "cloud_aggregator/service/vder_config.h"
+#include "cloud_aggregator/vder/vder_config.h"
 #include "cloud_aggregator/vder/vder_tree.h"
 
 using Catch::Matchers::Contains;
-using derms::aggregator::ReadVderConfig;
-using derms::aggregator::VderConfig;
+using derms::vder::ReadVderConfig;
+using derms::vder::VderConfig;
 using derms::dispatch::CostTable;
 using derms::dispatch::Policy;
 

@@ -26,8 +26,8 @@ TEST_CASE("the aggregator's example configuration loads and validates", "[unit][
   INFO(s.ToString());
   REQUIRE(s.ok());
   CHECK(o.Validate().ok());
-  CHECK(o.offline_after_intervals == 3);
-  CHECK(o.control_duration_s == 300);
+  CHECK(o.fleet.offline_after_intervals == 3);
+  CHECK(o.dispatch.control_duration_s == 300);
   REQUIRE(o.vders.vders.size() == 7);
   CHECK(o.vders.vders[1].grid_substation == "sub-1");
   CHECK(o.vders.vders[2].policy == derms::dispatch::Policy::kSocBalance);

@@ -200,7 +200,7 @@ TEST_CASE("named queries run on schedule, are stored and announced on events/rep
   REQUIRE(broker.ok());
   TempDir dir;
   auto options = AggregatorOptionsFor((*broker)->uri(), dir);
-  options.reports = {{"telemetry-count", "SELECT COUNT(*) AS samples FROM telemetry", 10, 100},
+  options.history.reports = {{"telemetry-count", "SELECT COUNT(*) AS samples FROM telemetry", 10, 100},
                      {"broken", "SELEC 1", 10, 100}};
   TestClient events((*broker)->uri(), {derms::topics::Event("report")});
   AggregatorThread agg(options);
@@ -237,8 +237,8 @@ TEST_CASE("a backup taken while ingest runs restores to the same query answers",
   REQUIRE(broker.ok());
   TempDir dir;
   auto options = AggregatorOptionsFor((*broker)->uri(), dir);
-  options.history.interval_s = 1;
-  options.history.grace_s = 0;
+  options.history.jobs.interval_s = 1;
+  options.history.jobs.grace_s = 0;
   AggregatorThread agg(options);
   std::vector<std::unique_ptr<derms::edge::EdgeAgent>> agents;
   for (int i = 0; i < 5; ++i) {

@@ -52,7 +52,7 @@ TEST_CASE("a schedule request is answered with the cheapest schedule and an EV c
   int64_t day_ms = WallNowMs() / 86400000 * 86400000;
   Clock clock(600, WallNowMs(), day_ms + 21 * 3600 * 1000);
   auto options = AggregatorOptionsFor((*broker)->uri(), dir);
-  options.schedule_nodes["sub-e"] = "NODE-E";
+  options.schedule.nodes["sub-e"] = "NODE-E";
   AggregatorThread agg(options, clock);
   auto o = AgentOptionsFor((*broker)->uri(), "ev-1", v1::EV_CHARGER, "sub-e", dir / "state");
   o.telemetry_interval_s = 60;

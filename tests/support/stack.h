@@ -25,7 +25,7 @@
 #include "common/blocking_queue.h"
 #include "common/clock.h"
 #include "common/codec.h"
-#include "common/mqtt_client.h"
+#include "common/mqtt/mqtt_client.h"
 #include "common/topics.h"
 #include "edge_agent/agent/edge_agent.h"
 #include "edge_agent/agent/runner.h"

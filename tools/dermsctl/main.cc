@@ -26,7 +26,7 @@
 #include "common/clock.h"
 #include "common/codec.h"
 #include "common/messages.h"
-#include "common/mqtt_client.h"
+#include "common/mqtt/mqtt_client.h"
 #include "common/signals.h"
 #include "common/topics.h"
 #include "derms/v1/derms.pb.h"

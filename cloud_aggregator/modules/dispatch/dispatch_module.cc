@@ -1,8 +1,5 @@
-// The aggregator's dispatch workflow: grid status and utility dispatch
-// requests start runs over a virtual DER; each run allocates down the tree,
-// sends controls, tracks the answers and moves shortfall to other members
-// before it is recorded and reported. The decisions are workflow:: and
-// dispatch:: logic; this file only feeds them and carries out what they say.
+#include "cloud_aggregator/modules/dispatch/dispatch_module.h"
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -10,7 +7,6 @@
 #include <cmath>
 
 #include "cloud_aggregator/registry/validation.h"
-#include "cloud_aggregator/service/aggregator.h"
 #include "common/codec.h"
 #include "common/topics.h"
 
@@ -48,29 +44,74 @@ derms::v1::DispatchRunSummary Summarise(const storage::DispatchRunRecord& r,
 
 }  // namespace
 
-void Aggregator::HandleGridStatus(const std::string& substation_id, const mqtt::Message& m,
-                                  int64_t now_ms) {
+void DispatchOptions::Describe(config::OptionSet& set) {
+  set.Flag("dispatch.enabled", &enabled,
+           "answer grid/{substation}/status with setpoints (the dispatch workflow)");
+  set.Int("dispatch.control_duration_s", &control_duration_s, 1, 86400,
+          "how long each dispatched setpoint lasts (device seconds); the next grid status "
+          "renews it");
+  set.Real("dispatch.setpoint_deadband_kw", &setpoint_deadband_kw, 0, 1e12,
+           "a setpoint this close (kW) to the one a DER follows is not re-sent");
+  set.Int("dispatch.response_timeout_ms", &response_timeout_ms, 10, 600000,
+          "wall ms a run waits for answers before it moves shortfall to other members");
+  set.Int("dispatch.max_rounds", &max_rounds, 1, 10,
+          "rounds of a run: the first allocation plus corrections");
+  set.Real("dispatch.nominal_hz", &frequency.nominal_hz, 40, 70, "the grid's nominal frequency");
+  set.Real("dispatch.droop_kw_per_hz", &frequency.droop_kw_per_hz, 0, 1e12,
+           "stage 5's frequency term: kW of output per Hz below nominal");
+  set.Real("dispatch.frequency_deadband_hz", &frequency.deadband_hz, 0, 5,
+           "no frequency term within this many Hz of nominal");
+}
+
+DispatchModule::DispatchModule(const DispatchOptions& options, Outbox& outbox, RecordSink& sink,
+                               const TimeSource& time, Intake& intake, Metrics& metrics,
+                               const FleetView& fleet, VderBoard& board, ControlChannel& controls,
+                               controls::ControlLedger& ledger,
+                               const controls::AvailabilityHolds& holds, int64_t last_run_id)
+    : options_(options),
+      outbox_(outbox),
+      sink_(sink),
+      time_(time),
+      intake_(intake),
+      fleet_(fleet),
+      board_(board),
+      controls_(controls),
+      ledger_(ledger),
+      holds_(holds),
+      runs_started_(metrics.AddCounter("dispatch_runs", "dispatch runs started")),
+      last_run_id_(last_run_id) {}
+
+void DispatchModule::OnMessage(const Inbound& m, int64_t now_ms) {
+  if (m.parsed.kind == topics::Kind::kGridStatus) return OnGridStatus(m, now_ms);
+  if (m.parsed.kind == topics::Kind::kVderDispatch) return OnDispatchRequest(m, now_ms);
+}
+
+void DispatchModule::AddJobs(Scheduler& scheduler) {
+  // Every tick: a run's deadline is what bounds its answer time.
+  scheduler.Every("dispatch.deadlines", 0, [this](int64_t now_ms) { CheckDeadlines(now_ms); });
+}
+
+void DispatchModule::OnGridStatus(const Inbound& m, int64_t now_ms) {
+  const std::string& substation_id = m.parsed.id;
   derms::v1::GridStatus g;
   Status s = codec::ParseOperator(
       m.payload, fmt::format("grid status for substation '{}'", substation_id), &g);
   if (s.ok()) s = registry::ValidateGridStatus(g, substation_id);
-  if (!s.ok()) return Reject(s, m.topic);
-  Accept();
+  if (!s.ok()) return intake_.Reject(s, m.topic);
+  intake_.Accept();
   g.set_substation_id(substation_id);
   if (g.timestamp_ms() == 0) g.set_timestamp_ms(now_ms);
-  store_->Add(storage::GridStatusRecord{g, now_ms});
-  int root = fleet_->tree().ForGrid(substation_id);
+  sink_.Add(storage::GridStatusRecord{g, now_ms});
+  int root = fleet_.vders().tree().ForGrid(substation_id);
   if (root < 0) {
-    rejection_log_.Warn("grid_without_vder",
-                        fmt::format("grid status for substation '{}': no virtual DER is bound to "
-                                    "it and no DER was born there; nothing to dispatch",
-                                    substation_id));
+    intake_.Warn("grid_without_vder",
+                 fmt::format("grid status for substation '{}': no virtual DER is bound to "
+                             "it and no DER was born there; nothing to dispatch",
+                             substation_id));
     return;
   }
-  VderView& view = View(root);
-  *view.status.mutable_grid() = g;
-  view.changed = true;
-  if (!options_.dispatch_enabled) return;
+  board_.ShowGrid(root, g);
+  if (!options_.enabled) return;
   // Stages 1, 4 and 5's frequency term; StartRun does the rest.
   storage::DispatchRunRecord record;
   record.trigger = "grid_status";
@@ -83,26 +124,24 @@ void Aggregator::HandleGridStatus(const std::string& substation_id, const mqtt::
            options_.control_duration_s, now_ms, ActiveRun{});
 }
 
-void Aggregator::HandleDispatchRequest(const std::string& vder_id, const mqtt::Message& m,
-                                       int64_t now_ms) {
+void DispatchModule::OnDispatchRequest(const Inbound& m, int64_t now_ms) {
+  const std::string& vder_id = m.parsed.id;
   derms::v1::DispatchRequest req;
   Status s =
       codec::ParseOperator(m.payload, fmt::format("dispatch request for vder '{}'", vder_id), &req);
   if (s.ok()) s = registry::ValidateDispatchRequest(req, vder_id, now_ms);
   if (!s.ok()) {
-    Reject(s, m.topic);
+    intake_.Reject(s, m.topic);
     // Answered where the requester listens, when it said where.
-    if (!m.response_topic.empty()) {
-      derms::v1::DispatchResult refused;
-      refused.set_request_id(req.request_id());
-      refused.set_vder_id(vder_id);
-      refused.set_reason(s.message());
-      refused.set_timestamp_ms(now_ms);
-      Reply(m.response_topic, m.correlation_data, codec::ToJson(refused));
-    }
+    derms::v1::DispatchResult refused;
+    refused.set_request_id(req.request_id());
+    refused.set_vder_id(vder_id);
+    refused.set_reason(s.message());
+    refused.set_timestamp_ms(now_ms);
+    outbox_.Reply(m.response_topic, m.correlation_data, codec::ToJson(refused));
     return;
   }
-  Accept();
+  intake_.Accept();
   ActiveRun pending;
   pending.answer = true;
   pending.response_topic = m.response_topic;
@@ -111,23 +150,24 @@ void Aggregator::HandleDispatchRequest(const std::string& vder_id, const mqtt::M
   result.set_request_id(req.request_id());
   result.set_vder_id(vder_id);
   result.set_target_kw(req.target_kw());
-  int root = fleet_->tree().Find(vder_id);
+  const vder::VderTree& tree = fleet_.vders().tree();
+  int root = tree.Find(vder_id);
   std::string refused;
   if (root < 0) {
     refused = fmt::format(
         "unknown virtual DER '{}': not configured, and no DER was born at a "
         "substation of that id",
         vder_id);
-  } else if (!fleet_->tree().definition(root).dispatchable) {
+  } else if (!tree.definition(root).dispatchable) {
     refused = fmt::format("virtual DER '{}' is a view (dispatchable = false)", vder_id);
-  } else if (!options_.dispatch_enabled) {
+  } else if (!options_.enabled) {
     refused = "dispatch is disabled on this aggregator ([dispatch] enabled = false)";
   }
   if (!refused.empty()) {
     result.set_shortfall_kw(req.target_kw());
     result.set_reason(refused);
     result.set_timestamp_ms(now_ms);
-    return AnswerDispatch(result, pending.response_topic, pending.correlation_data);
+    return Answer(result, pending.response_topic, pending.correlation_data);
   }
   storage::DispatchRunRecord record;
   record.trigger = "dispatch_request";
@@ -136,11 +176,12 @@ void Aggregator::HandleDispatchRequest(const std::string& vder_id, const mqtt::M
            std::move(pending));
 }
 
-std::vector<workflow::ActiveMember> Aggregator::ActiveMembers(int root,
-                                                              const std::string& substation_id,
-                                                              int64_t duration_s,
-                                                              int64_t now_ms) const {
-  const vder::VderTree& tree = fleet_->tree();
+std::vector<workflow::ActiveMember> DispatchModule::ActiveMembers(int root,
+                                                                  const std::string& substation_id,
+                                                                  int64_t duration_s,
+                                                                  int64_t now_ms) const {
+  const vder::VderFleet& vders = fleet_.vders();
+  const vder::VderTree& tree = vders.tree();
   std::vector<workflow::ActiveMember> members;
   std::vector<int> stack{root};
   while (!stack.empty()) {
@@ -149,15 +190,14 @@ std::vector<workflow::ActiveMember> Aggregator::ActiveMembers(int root,
     for (int c : tree.children(v)) {
       if (tree.definition(c).dispatchable) stack.push_back(c);
     }
-    for (const std::string& der_id : fleet_->direct_members(v)) {
-      const registry::DerState* der = registry_.Find(der_id);
-      if (der == nullptr || !registry_.IsActive(*der, now_ms)) continue;
+    for (const std::string& der_id : vders.direct_members(v)) {
+      const registry::DerState* der = fleet_.Find(der_id);
+      if (der == nullptr || !fleet_.IsActive(*der, now_ms)) continue;
       if (!substation_id.empty() && der->birth.substation_id() != substation_id) continue;
-      auto scheduled = scheduled_until_ms_.find(der_id);
-      if (scheduled != scheduled_until_ms_.end() && scheduled->second > now_ms) continue;
+      if (holds_.Held(der_id, now_ms)) continue;
       members.push_back({der_id, v, der->birth.der_type(),
                          dispatch::DerMember(der->birth, der->last, static_cast<double>(duration_s),
-                                             costs_.CostOf(der->birth))});
+                                             fleet_.costs().CostOf(der->birth))});
     }
   }
   // One order for every run over the same members: the allocation is
@@ -167,10 +207,10 @@ std::vector<workflow::ActiveMember> Aggregator::ActiveMembers(int root,
   return members;
 }
 
-void Aggregator::StartRun(int root, double requested_kw, storage::DispatchRunRecord record,
-                          const std::string& substation_id, int64_t start_ms, int64_t duration_s,
-                          int64_t now_ms, ActiveRun pending) {
-  const vder::VderTree& tree = fleet_->tree();
+void DispatchModule::StartRun(int root, double requested_kw, storage::DispatchRunRecord record,
+                              const std::string& substation_id, int64_t start_ms,
+                              int64_t duration_s, int64_t now_ms, ActiveRun pending) {
+  const vder::VderTree& tree = fleet_.vders().tree();
   // A newer run over any of the same DERs supersedes the older one.
   std::vector<int64_t> overlapping;
   for (const auto& [id, r] : runs_) {
@@ -183,7 +223,7 @@ void Aggregator::StartRun(int root, double requested_kw, storage::DispatchRunRec
   workflow::Capacity capacity = workflow::TotalCapacity(members);                  // stage 3
   workflow::Command command = workflow::DischargeCommand(requested_kw, capacity);  // stage 5
   int64_t run_id = ++last_run_id_;
-  ++dispatch_runs_;
+  runs_started_.Add();
   record.run_id = run_id;
   record.vder_id = tree.definition(root).id;
   record.policy = std::string(dispatch::PolicyName(tree.definition(root).policy));
@@ -214,10 +254,10 @@ void Aggregator::StartRun(int root, double requested_kw, storage::DispatchRunRec
   int64_t keep_until_ms = grid_run ? now_ms + duration_s * 1000 / 2 : now_ms + duration_s * 1000;
   std::vector<workflow::InForceSetpoint> in_force(run.run->members().size());
   for (size_t i = 0; i < in_force.size(); ++i) {
-    auto f = in_force_.find(run.run->members()[i].active.der_id);
-    if (f == in_force_.end() || f->second.ends_ms <= now_ms) continue;
-    bool keepable = start_ms == 0 && f->second.applied && f->second.ends_ms > keep_until_ms;
-    in_force[i] = {f->second.kw, f->second.command_id, keepable};
+    const controls::InForce* f = ledger_.InForceFor(run.run->members()[i].active.der_id, now_ms);
+    if (f == nullptr) continue;
+    bool keepable = start_ms == 0 && f->applied && f->ends_ms > keep_until_ms;
+    in_force[i] = {f->kw, f->command_id, keepable};
   }
   run.defaulted.assign(in_force.size(), false);
   SendRound(run, run.run->Begin(in_force, options_.setpoint_deadband_kw), now_ms);  // stage 6
@@ -225,7 +265,8 @@ void Aggregator::StartRun(int root, double requested_kw, storage::DispatchRunRec
   if (!run.run->Waiting()) Advance(run_id, now_ms);
 }
 
-void Aggregator::SendRound(ActiveRun& run, const std::vector<size_t>& members, int64_t now_ms) {
+void DispatchModule::SendRound(ActiveRun& run, const std::vector<size_t>& members,
+                               int64_t now_ms) {
   const int64_t run_id = run.record.run_id;
   for (size_t i : members) {
     const workflow::RunMember& m = run.run->members()[i];
@@ -238,48 +279,43 @@ void Aggregator::SendRound(ActiveRun& run, const std::vector<size_t>& members, i
     iv->set_start_ms(run.start_ms);
     iv->set_duration_s(static_cast<uint32_t>(run.duration_s));
     iv->set_target_kw(m.target_kw);
-    Publish(topics::DerControl(der_id), codec::ToBinary(c));
     int64_t begins_ms = run.start_ms > 0 ? run.start_ms : now_ms;
-    sent_[c.command_id()] =
-        SentControl{der_id, run_id, i, m.target_kw, begins_ms, begins_ms + run.duration_s * 1000};
-    latest_sent_[der_id] = c.command_id();
+    ledger_.Sent(controls::SentControl{c.command_id(), der_id, run_id, i, m.target_kw, begins_ms,
+                                       begins_ms + run.duration_s * 1000});
     run.run->Sent(i, c.command_id());
-    store_->Add(storage::ControlRecord{std::move(c), der_id, run_id});
-    ++controls_sent_;
+    controls_.SendControl(std::move(c), der_id, run_id);
   }
-  run.deadline =
-      std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.response_timeout_ms);
+  run.deadline_mono_ms = time_.MonotonicMs() + options_.response_timeout_ms;
 }
 
-void Aggregator::ReleaseUnneeded(const ActiveRun& run, int64_t now_ms) {
+void DispatchModule::ReleaseUnneeded(const ActiveRun& run, int64_t now_ms) {
   // DERs in this run's reach still following one of our setpoints that this
   // run does not need go back to their default now, not when it ends.
-  const vder::VderTree& tree = fleet_->tree();
+  const vder::VderFleet& vders = fleet_.vders();
+  const vder::VderTree& tree = vders.tree();
   const std::string& substation_id = run.record.substation_id;
-  for (auto it = in_force_.begin(); it != in_force_.end();) {
-    const auto& [der_id, in_force] = *it;
-    int claimant = fleet_->claimant(der_id);
-    bool in_reach =
-        in_force.run_id != run.record.run_id && claimant >= 0 && tree.IsWithin(claimant, run.root);
+  for (const std::string& der_id : ledger_.DersInForce()) {
+    const controls::InForce* in_force = ledger_.InForceFor(der_id, INT64_MIN);
+    int claimant = vders.claimant(der_id);
+    bool in_reach = in_force != nullptr && in_force->run_id != run.record.run_id &&
+                    claimant >= 0 && tree.IsWithin(claimant, run.root);
     if (in_reach && !substation_id.empty()) {
-      const registry::DerState* der = registry_.Find(der_id);
+      const registry::DerState* der = fleet_.Find(der_id);
       in_reach = der != nullptr && der->birth.substation_id() == substation_id;
     }
     auto member = run.member_index.find(der_id);
     bool needed = member != run.member_index.end() &&
                   run.run->members()[member->second].state != workflow::MemberState::kUncontrolled;
     if (in_reach && !needed) {
-      SendCommand(der_id, derms::v1::RETURN_TO_DEFAULT,
-                  fmt::format("not needed by dispatch run {}", run.record.run_id), now_ms);
-      latest_sent_.erase(der_id);
-      it = in_force_.erase(it);
-    } else {
-      ++it;
+      controls_.SendCommand(der_id, derms::v1::RETURN_TO_DEFAULT,
+                            fmt::format("not needed by dispatch run {}", run.record.run_id),
+                            now_ms);
+      ledger_.Release(der_id);
     }
   }
 }
 
-void Aggregator::Advance(int64_t run_id, int64_t now_ms) {
+void DispatchModule::Advance(int64_t run_id, int64_t now_ms) {
   auto it = runs_.find(run_id);
   if (it == runs_.end()) return;
   ActiveRun& run = it->second;
@@ -290,31 +326,45 @@ void Aggregator::Advance(int64_t run_id, int64_t now_ms) {
     const workflow::RunMember& m = run.run->members()[i];
     if (m.state != workflow::MemberState::kNoAnswer || run.defaulted[i]) continue;
     run.defaulted[i] = true;
-    in_force_.erase(m.active.der_id);
-    latest_sent_.erase(m.active.der_id);  // a late APPLIED to it no longer holds
-    SendCommand(m.active.der_id, derms::v1::RETURN_TO_DEFAULT,
-                fmt::format("no answer to '{}' in time", m.command_id), now_ms);
+    ledger_.Release(m.active.der_id);  // a late APPLIED to it no longer holds
+    controls_.SendCommand(m.active.der_id, derms::v1::RETURN_TO_DEFAULT,
+                          fmt::format("no answer to '{}' in time", m.command_id), now_ms);
   }
   if (more.empty()) return FinishRun(run_id, "completed", now_ms);
   SendRound(run, more, now_ms);
   if (!run.run->Waiting()) Advance(run_id, now_ms);
 }
 
-void Aggregator::CheckRunDeadlines(int64_t now_ms) {
+void DispatchModule::OnControlResponse(const std::string& der_id,
+                                       const derms::v1::ControlResponse& r, int64_t now_ms) {
+  const controls::SentControl* sent = ledger_.Find(r.command_id());
+  if (sent == nullptr || sent->der_id != der_id) return;
+  auto run = runs_.find(sent->run_id);
+  if (run == runs_.end()) return;
+  run->second.run->OnResponse(sent->member, r.command_id(), r.status(), r.applied_kw(),
+                              r.reason());
+  if (!run->second.run->Waiting()) Advance(sent->run_id, now_ms);
+}
+
+void DispatchModule::CheckDeadlines(int64_t now_ms) {
   if (runs_.empty()) return;
-  auto wall = std::chrono::steady_clock::now();
+  const int64_t mono_ms = time_.MonotonicMs();
   std::vector<int64_t> due;
   for (const auto& [id, run] : runs_) {
-    if (wall >= run.deadline) due.push_back(id);
+    if (mono_ms >= run.deadline_mono_ms) due.push_back(id);
   }
   for (int64_t id : due) Advance(id, now_ms);
 }
 
-void Aggregator::FinishRun(int64_t run_id, const std::string& outcome, int64_t now_ms) {
+void DispatchModule::FinishAll(const std::string& outcome, int64_t now_ms) {
+  while (!runs_.empty()) FinishRun(runs_.begin()->first, outcome, now_ms);
+}
+
+void DispatchModule::FinishRun(int64_t run_id, const std::string& outcome, int64_t now_ms) {
   auto node = runs_.extract(run_id);
   if (node.empty()) return;
   ActiveRun& run = node.mapped();
-  const vder::VderTree& tree = fleet_->tree();
+  const vder::VderTree& tree = fleet_.vders().tree();
   workflow::RunResult result = run.run->Result();
   storage::DispatchRunRecord& r = run.record;
   r.outcome = outcome;
@@ -354,10 +404,7 @@ void Aggregator::FinishRun(int64_t run_id, const std::string& outcome, int64_t n
   for (size_t v = 0; v < tree.size() && v < shares.size(); ++v) {
     if (!tree.IsWithin(static_cast<int>(v), run.root)) continue;
     if (!tree.definition(static_cast<int>(v)).dispatchable) continue;
-    VderView& view = View(static_cast<int>(v));
-    view.status.set_target_kw(shares[v]);
-    *view.status.mutable_last_run() = summary;
-    view.changed = true;
+    board_.ShowRun(static_cast<int>(v), shares[v], summary);
   }
   spdlog::info(
       "dispatch run {} on '{}' ({}{}): requested {:.1f} kW, command {:.1f}, achieved {:.1f}, "
@@ -372,17 +419,17 @@ void Aggregator::FinishRun(int64_t run_id, const std::string& outcome, int64_t n
     answer.set_members_dispatched(result.members_dispatched);
     answer.set_reason(r.reason);
     answer.set_timestamp_ms(now_ms);
-    AnswerDispatch(answer, run.response_topic, run.correlation_data);
+    Answer(answer, run.response_topic, run.correlation_data);
   }
-  store_->Add(std::move(r));
+  sink_.Add(std::move(r));
 }
 
-void Aggregator::AnswerDispatch(const derms::v1::DispatchResult& result,
-                                const std::string& response_topic,
-                                const std::string& correlation_data) {
+void DispatchModule::Answer(const derms::v1::DispatchResult& result,
+                            const std::string& response_topic,
+                            const std::string& correlation_data) {
   std::string json = codec::ToJson(result);
-  Publish(topics::VderDispatchResult(result.vder_id()), json);
-  Reply(response_topic, correlation_data, json);
+  outbox_.Publish(topics::VderDispatchResult(result.vder_id()), json);
+  outbox_.Reply(response_topic, correlation_data, json);
 }
 
 }  // namespace derms::aggregator

@@ -3,8 +3,8 @@
 // exception is caught here and returned as a Status that keeps the MQTT reason
 // code. Handlers run on Paho's single callback thread for the whole process:
 // they must only hand work off (see BlockingQueue), never block.
-#ifndef DERMS_COMMON_MQTT_CLIENT_H_
-#define DERMS_COMMON_MQTT_CLIENT_H_
+#ifndef DERMS_COMMON_MQTT_MQTT_CLIENT_H_
+#define DERMS_COMMON_MQTT_MQTT_CLIENT_H_
 
 #include <chrono>
 #include <cstdint>
@@ -125,4 +125,4 @@ class Client {
 
 }  // namespace derms::mqtt
 
-#endif  // DERMS_COMMON_MQTT_CLIENT_H_
+#endif  // DERMS_COMMON_MQTT_MQTT_CLIENT_H_

@@ -16,8 +16,8 @@
 //   [costs]                      # merit order, per kWh of deviation
 //   default = 0.0
 //   type = { BATTERY = 0.02 }    # also provider = {...}, der = {...}
-#ifndef DERMS_CLOUD_AGGREGATOR_SERVICE_VDER_CONFIG_H_
-#define DERMS_CLOUD_AGGREGATOR_SERVICE_VDER_CONFIG_H_
+#ifndef DERMS_CLOUD_AGGREGATOR_VDER_VDER_CONFIG_H_
+#define DERMS_CLOUD_AGGREGATOR_VDER_VDER_CONFIG_H_
 
 #include <toml++/toml.h>
 
@@ -28,7 +28,7 @@
 #include "cloud_aggregator/vder/vder_tree.h"
 #include "common/status.h"
 
-namespace derms::aggregator {
+namespace derms::vder {
 
 struct VderConfig {
   std::vector<vder::VderDefinition> vders;
@@ -40,6 +40,6 @@ struct VderConfig {
 // vder::VderTree::Build.
 StatusOr<VderConfig> ReadVderConfig(const toml::table& t, const std::string& source);
 
-}  // namespace derms::aggregator
+}  // namespace derms::vder
 
-#endif  // DERMS_CLOUD_AGGREGATOR_SERVICE_VDER_CONFIG_H_
+#endif  // DERMS_CLOUD_AGGREGATOR_VDER_VDER_CONFIG_H_

@@ -1,4 +1,4 @@
-#include "cloud_aggregator/service/vder_config.h"
+#include "cloud_aggregator/vder/vder_config.h"
 
 #include <fmt/format.h>
 
@@ -6,7 +6,7 @@
 
 #include "common/config.h"
 
-namespace derms::aggregator {
+namespace derms::vder {
 namespace {
 
 Status ConfigError(std::string message) {
@@ -120,4 +120,4 @@ StatusOr<VderConfig> ReadVderConfig(const toml::table& t, const std::string& sou
   return out;
 }
 
-}  // namespace derms::aggregator
+}  // namespace derms::vder

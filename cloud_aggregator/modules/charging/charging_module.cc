@@ -1,9 +1,5 @@
-// The aggregator's charging schedules: price forecasts in (forecast/price/
-// {node}), merged into the price book and stored; schedule requests in
-// (schedule/request), solved by scheduling::OptimizeSingle (or OptimizeShared),
-// answered on schedule/{request_id}/result and on the MQTT 5 response topic
-// (a request carrying only an earlier request_id fetches its result again), and carried out by the
-// DER's edge agent as one multi-interval Control when the request names a DER.
+#include "cloud_aggregator/modules/charging/charging_module.h"
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -11,7 +7,6 @@
 #include <cmath>
 
 #include "cloud_aggregator/scheduling/charging_optimizer.h"
-#include "cloud_aggregator/service/aggregator.h"
 #include "common/codec.h"
 #include "common/topics.h"
 
@@ -19,6 +14,8 @@ namespace derms::aggregator {
 namespace {
 
 constexpr const char* kScheduleCommandPrefix = "sch-";
+// Who holds a DER out of dispatch while it follows a schedule.
+constexpr const char* kHolder = "charging";
 // Schedules kept in memory (for repeats and delivery) before old ones go.
 constexpr size_t kSchedulesKept = 10000;
 // Devices in one shared-limit request: the LP grows with their overlaps.
@@ -44,7 +41,34 @@ Status Invalid(const std::string& request_id, const std::string& message) {
 
 }  // namespace
 
-void Aggregator::LoadPrices(std::vector<derms::v1::PriceForecast> stored) {
+void ChargingOptions::Describe(config::OptionSet& set) {
+  set.IdMap("schedule.nodes", &nodes,
+            "substation_id = \"pricing node\" for requests that name a DER but no node");
+  set.Text("schedule.default_node", &default_node, config::OptionSet::TextRule::kId,
+           "pricing node of a DER whose substation no entry of schedule.nodes maps");
+  set.Int("schedule.control_priority", &control_priority, -1000, 1000,
+          "priority of schedule Controls (above dispatch's 0)");
+  set.Int("schedule.keep_prices_days", &keep_prices_days, 1, 3650,
+          "price forecasts for intervals that ended longer ago are purged");
+}
+
+ChargingModule::ChargingModule(const ChargingOptions& options, Outbox& outbox, RecordSink& sink,
+                               const TimeSource& time, Intake& intake, const FleetView& fleet,
+                               ControlChannel& controls, controls::ControlLedger& ledger,
+                               controls::AvailabilityHolds& holds, Scheduler& scheduler,
+                               ResultArchive archive,
+                               const std::vector<derms::v1::PriceForecast>& stored)
+    : options_(options),
+      outbox_(outbox),
+      sink_(sink),
+      time_(time),
+      intake_(intake),
+      fleet_(fleet),
+      controls_(controls),
+      ledger_(ledger),
+      holds_(holds),
+      scheduler_(scheduler),
+      archive_(std::move(archive)) {
   size_t loaded = 0;
   for (const auto& f : stored) {
     scheduling::PriceForecast forecast = FromWire(f);
@@ -54,17 +78,23 @@ void Aggregator::LoadPrices(std::vector<derms::v1::PriceForecast> stored) {
     price_book_.Merge(forecast);
     ++loaded;
   }
-  price_book_.Purge(clock_.NowMs(), options_.price_keep_days * 86400 * 1000);
+  price_book_.Purge(time.NowMs(), options_.keep_prices_days * 86400 * 1000);
   if (loaded > 0) {
     spdlog::info("price book: {} stored forecasts for {} nodes", loaded,
                  price_book_.Nodes().size());
   }
 }
 
-void Aggregator::HandlePriceForecast(const std::string& kind, const std::string& node,
-                                     const mqtt::Message& m, int64_t now_ms) {
+void ChargingModule::OnMessage(const Inbound& m, int64_t now_ms) {
+  if (m.parsed.kind == topics::Kind::kForecast) return OnPriceForecast(m, now_ms);
+  if (m.parsed.kind == topics::Kind::kScheduleRequest) return OnScheduleRequest(m, now_ms);
+}
+
+void ChargingModule::OnPriceForecast(const Inbound& m, int64_t now_ms) {
+  const std::string& kind = m.parsed.id;
+  const std::string& node = m.parsed.key;
   if (kind != "price") {
-    return Reject(Status::Error("unsupported_forecast",
+    return intake_.Reject(Status::Error("unsupported_forecast",
                                 fmt::format("topic '{}': forecast kind '{}' is not consumed "
                                             "(only forecast/price/{{node}})",
                                             m.topic, kind)),
@@ -79,18 +109,18 @@ void Aggregator::HandlePriceForecast(const std::string& kind, const std::string&
   f.set_node(node);
   scheduling::PriceForecast forecast = FromWire(f);
   if (s.ok()) s = scheduling::ValidateForecast(forecast);
-  if (!s.ok()) return Reject(s, m.topic);
-  Accept();
+  if (!s.ok()) return intake_.Reject(s, m.topic);
+  intake_.Accept();
   auto merged = price_book_.Merge(forecast);
-  int64_t keep_ms = options_.price_keep_days * 86400 * 1000;
+  int64_t keep_ms = options_.keep_prices_days * 86400 * 1000;
   price_book_.Purge(now_ms, keep_ms);
-  store_->Add(storage::PriceForecastRecord{std::move(f), now_ms});
-  store_->Add(storage::PurgePricesRecord{now_ms - keep_ms});
+  sink_.Add(storage::PriceForecastRecord{std::move(f), now_ms});
+  sink_.Add(storage::PurgePricesRecord{now_ms - keep_ms});
   spdlog::debug("price forecast for '{}' issued {}: {} intervals in, {} under newer forecasts",
                 node, forecast.issued_ms, merged.intervals_added, merged.intervals_ignored);
 }
 
-void Aggregator::HandleScheduleRequest(const mqtt::Message& m, int64_t now_ms) {
+void ChargingModule::OnScheduleRequest(const Inbound& m, int64_t now_ms) {
   ScheduleEntry entry;
   entry.received_ms = now_ms;
   derms::v1::ScheduleRequest& q = entry.request;
@@ -100,14 +130,14 @@ void Aggregator::HandleScheduleRequest(const mqtt::Message& m, int64_t now_ms) {
     q.clear_request_id();
   }
   if (!s.ok()) {
-    Reject(s, m.topic);
+    intake_.Reject(s, m.topic);
     // Answered where the requester listens, when it said where.
-    ScheduleEntry refused;
-    refused.result.set_request_id(q.request_id());
-    refused.result.set_status(derms::v1::SCHEDULE_FAILED);
-    refused.result.set_reason(s.message());
+    derms::v1::ScheduleResult refused;
+    refused.set_request_id(q.request_id());
+    refused.set_status(derms::v1::SCHEDULE_FAILED);
+    refused.set_reason(s.message());
     if (!m.response_topic.empty()) {
-      PublishSchedule(refused, m.response_topic, m.correlation_data, now_ms, false);
+      Publish(refused, m.response_topic, m.correlation_data, now_ms, false);
     }
     return;
   }
@@ -117,52 +147,51 @@ void Aggregator::HandleScheduleRequest(const mqtt::Message& m, int64_t now_ms) {
   // is answered with that request's result: how a result is fetched again.
   auto known = schedules_.find(q.request_id());
   if (known != schedules_.end()) {
-    Accept();
-    return PublishSchedule(known->second, m.response_topic, m.correlation_data, now_ms);
+    intake_.Accept();
+    return Publish(known->second.result, m.response_topic, m.correlation_data, now_ms);
   }
   bool lookup = q.max_charge_kw() == 0 && q.energy_kwh() == 0 && q.devices_size() == 0 &&
                 q.node().empty() && q.der_id().empty();
   if (lookup) {
-    Accept();
-    ScheduleEntry found;
-    auto stored = store_->LoadScheduleResult(q.request_id());
-    if (stored) {
-      found.result = std::move(*stored);
-    } else {
-      found.result.set_request_id(q.request_id());
-      found.result.set_status(derms::v1::SCHEDULE_FAILED);
-      found.result.set_reason(fmt::format("no schedule request '{}' is known", q.request_id()));
-    }
-    return PublishSchedule(found, m.response_topic, m.correlation_data, now_ms);
+    intake_.Accept();
+    // Older results are in SQLite: read on the background executor, never
+    // on this thread; answered when the read completes.
+    scheduler_.Once(
+        [this, id = q.request_id(), response_topic = m.response_topic,
+         correlation_data = m.correlation_data](int64_t) -> Scheduler::Completion {
+          std::optional<derms::v1::ScheduleResult> stored = archive_(id);
+          return [this, id, response_topic, correlation_data, stored = std::move(stored)] {
+            derms::v1::ScheduleResult found;
+            if (stored) {
+              found = *stored;
+            } else {
+              found.set_request_id(id);
+              found.set_status(derms::v1::SCHEDULE_FAILED);
+              found.set_reason(fmt::format("no schedule request '{}' is known", id));
+            }
+            Publish(found, response_topic, correlation_data, time_.NowMs());
+          };
+        },
+        now_ms);
+    return;
   }
   derms::v1::ScheduleResult& result = entry.result;
   result.set_request_id(q.request_id());
   result.set_der_id(q.der_id());
   result.set_status(derms::v1::SCHEDULE_RECEIVED);
-  store_->Add(storage::ScheduleRecord{q, result, entry.received_ms, now_ms});
-  SolveSchedule(entry, now_ms);
+  sink_.Add(storage::ScheduleRecord{q, result, entry.received_ms, now_ms});
+  Solve(entry, now_ms);
   if (result.status() == derms::v1::SCHEDULE_FAILED) {
-    Reject(Status::Error("invalid_schedule_request",
+    intake_.Reject(Status::Error("invalid_schedule_request",
                          fmt::format("schedule request '{}': {}", q.request_id(), result.reason())),
            m.topic);
   } else {
-    Accept();
+    intake_.Accept();
   }
-  store_->Add(storage::ScheduleRecord{q, result, entry.received_ms, now_ms});
+  sink_.Add(storage::ScheduleRecord{q, result, entry.received_ms, now_ms});
   const std::string id = q.request_id();
-  auto& kept = schedules_[id] = std::move(entry);
-  PublishSchedule(kept, m.response_topic, m.correlation_data, now_ms);
-  // Memory keeps the most recent requests (for repeats and deliveries);
-  // older ones are answered from SQLite.
-  schedule_order_.push_back(id);
-  while (schedule_order_.size() > kSchedulesKept) {
-    auto old = schedules_.find(schedule_order_.front());
-    schedule_order_.pop_front();
-    if (old == schedules_.end()) continue;
-    schedule_commands_.erase(old->second.result.command_id());
-    for (const auto& d : old->second.result.devices()) schedule_commands_.erase(d.command_id());
-    schedules_.erase(old);
-  }
+  Publish(entry.result, m.response_topic, m.correlation_data, now_ms);
+  Keep(id, std::move(entry));
 }
 
 namespace {
@@ -246,7 +275,7 @@ derms::v1::Control ScheduleControl(const derms::v1::ScheduleResult& r,
 
 }  // namespace
 
-void Aggregator::SolveSchedule(ScheduleEntry& entry, int64_t now_ms) {
+void ChargingModule::Solve(ScheduleEntry& entry, int64_t now_ms) {
   const derms::v1::ScheduleRequest& q = entry.request;
   derms::v1::ScheduleResult& result = entry.result;
   auto fail = [&result](const std::string& reason) {
@@ -276,11 +305,11 @@ void Aggregator::SolveSchedule(ScheduleEntry& entry, int64_t now_ms) {
   // else the default.
   std::string node = q.node();
   const std::string& first_der = devices[0]->der_id();
-  const registry::DerState* der = first_der.empty() ? nullptr : registry_.Find(first_der);
+  const registry::DerState* der = first_der.empty() ? nullptr : fleet_.Find(first_der);
   if (node.empty() && der != nullptr && der->has_birth) {
-    auto mapped = options_.schedule_nodes.find(der->birth.substation_id());
+    auto mapped = options_.nodes.find(der->birth.substation_id());
     node =
-        mapped != options_.schedule_nodes.end() ? mapped->second : options_.schedule_default_node;
+        mapped != options_.nodes.end() ? mapped->second : options_.default_node;
   }
   if (node.empty()) {
     return fail(first_der.empty()
@@ -331,7 +360,7 @@ void Aggregator::SolveSchedule(ScheduleEntry& entry, int64_t now_ms) {
     derms::v1::ScheduleResult* dr = shared ? result.mutable_devices(static_cast<int>(i)) : &result;
     bool execute = dq.has_execute() ? dq.execute() : (q.has_execute() ? q.execute() : true);
     if (dq.der_id().empty() || !execute) continue;
-    const registry::DerState* target = registry_.Find(dq.der_id());
+    const registry::DerState* target = fleet_.Find(dq.der_id());
     if (target == nullptr || !target->has_birth) {
       AddReason(dr, fmt::format("not sent: der '{}' has no birth here", dq.der_id()));
       continue;
@@ -339,27 +368,29 @@ void Aggregator::SolveSchedule(ScheduleEntry& entry, int64_t now_ms) {
     std::string command_id =
         kScheduleCommandPrefix + q.request_id() + (shared ? fmt::format("-{}", i) : std::string());
     derms::v1::Control c =
-        ScheduleControl(*dr, command_id, static_cast<int32_t>(options_.schedule_priority), now_ms);
+        ScheduleControl(*dr, command_id, static_cast<int32_t>(options_.control_priority), now_ms);
     if (c.intervals_size() == 0) {
       AddReason(dr, "not sent: the window is already over");
       continue;
     }
     dr->set_command_id(command_id);
-    schedule_commands_[command_id] = q.request_id();
+    commands_[command_id] = q.request_id();
     const auto& last = c.intervals(c.intervals_size() - 1);
-    scheduled_until_ms_[dq.der_id()] = last.start_ms() + int64_t{last.duration_s()} * 1000;
-    // The schedule outranks any dispatch setpoint: that one is no longer
-    // ours to release (a return-to-default would cancel the schedule).
-    in_force_.erase(dq.der_id());
-    latest_sent_.erase(dq.der_id());
-    Publish(topics::DerControl(dq.der_id()), codec::ToBinary(c));
-    store_->Add(storage::ControlRecord{std::move(c), dq.der_id(), 0});
-    ++controls_sent_;
+    // Out of dispatch until the schedule ends; the schedule outranks any
+    // dispatch setpoint, which is no longer ours to release (a
+    // return-to-default would cancel the schedule).
+    holds_.Place(dq.der_id(),
+                 controls::Hold{kHolder, last.start_ms() + int64_t{last.duration_s()} * 1000,
+                                fmt::format("following charging schedule '{}'", q.request_id())});
+    ledger_.Yield(dq.der_id());
+    controls_.SendControl(std::move(c), dq.der_id(), 0);
   }
 }
 
-void Aggregator::OnScheduleResponse(const derms::v1::ControlResponse& r, int64_t now_ms) {
-  auto command = schedule_commands_.find(r.command_id());
+void ChargingModule::OnControlResponse(const std::string& /*der_id*/,
+                                       const derms::v1::ControlResponse& r, int64_t now_ms) {
+  auto command = commands_.find(r.command_id());
+  if (command == commands_.end()) return;
   auto entry = schedules_.find(command->second);
   if (entry == schedules_.end()) return;
   derms::v1::ScheduleResult& result = entry->second.result;
@@ -377,17 +408,17 @@ void Aggregator::OnScheduleResponse(const derms::v1::ControlResponse& r, int64_t
       if (r.status() == derms::v1::CLAMPED) AddReason(target, "clamped by the DER: " + r.reason());
       break;
     case derms::v1::REJECTED:
-      scheduled_until_ms_.erase(target->der_id());
+      holds_.Release(target->der_id(), kHolder);
       target->set_status(derms::v1::SCHEDULE_FAILED);
       target->set_reason(
           fmt::format("der '{}' rejected the schedule: {}", target->der_id(), r.reason()));
-      schedule_commands_.erase(command);
+      commands_.erase(command);
       break;
     case derms::v1::COMPLETED:
     case derms::v1::SUPERSEDED:
     case derms::v1::CANCELLED:
     case derms::v1::EXPIRED:
-      schedule_commands_.erase(command);  // its story is told by the responses table
+      commands_.erase(command);  // its story is told by the responses table
       return;
     default:
       return;
@@ -404,19 +435,35 @@ void Aggregator::OnScheduleResponse(const derms::v1::ControlResponse& r, int64_t
     result.set_status(failed ? derms::v1::SCHEDULE_FAILED : derms::v1::SCHEDULE_DELIVERED);
     if (failed) AddReason(&result, "a device rejected its schedule");
   }
-  store_->Add(
+  sink_.Add(
       storage::ScheduleRecord{entry->second.request, result, entry->second.received_ms, now_ms});
-  PublishSchedule(entry->second, "", "", now_ms);
+  Publish(result, "", "", now_ms);
 }
 
-void Aggregator::PublishSchedule(const ScheduleEntry& entry, const std::string& response_topic,
-                                 const std::string& correlation_data, int64_t now_ms,
-                                 bool on_result_topic) {
-  derms::v1::ScheduleResult result = entry.result;
-  result.set_timestamp_ms(now_ms);
-  std::string json = codec::ToJson(result);
-  if (on_result_topic) Publish(topics::ScheduleResult(result.request_id()), json);
-  Reply(response_topic, correlation_data, json);
+void ChargingModule::Keep(const std::string& id, ScheduleEntry entry) {
+  schedules_[id] = std::move(entry);
+  // Memory keeps the most recent requests (for repeats and deliveries);
+  // older ones are answered from SQLite.
+  schedule_order_.push_back(id);
+  while (schedule_order_.size() > kSchedulesKept) {
+    auto old = schedules_.find(schedule_order_.front());
+    schedule_order_.pop_front();
+    if (old == schedules_.end()) continue;
+    commands_.erase(old->second.result.command_id());
+    for (const auto& d : old->second.result.devices()) commands_.erase(d.command_id());
+    schedules_.erase(old);
+  }
+}
+
+void ChargingModule::Publish(const derms::v1::ScheduleResult& result,
+                             const std::string& response_topic,
+                             const std::string& correlation_data, int64_t now_ms,
+                             bool on_result_topic) {
+  derms::v1::ScheduleResult stamped = result;
+  stamped.set_timestamp_ms(now_ms);
+  std::string json = codec::ToJson(stamped);
+  if (on_result_topic) outbox_.Publish(topics::ScheduleResult(stamped.request_id()), json);
+  outbox_.Reply(response_topic, correlation_data, json);
 }
 
 }  // namespace derms::aggregator

@@ -1,4 +1,4 @@
-#include "common/session.h"
+#include "common/mqtt/session.h"
 
 #include <spdlog/spdlog.h>
 

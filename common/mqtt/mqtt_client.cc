@@ -1,4 +1,4 @@
-#include "common/mqtt_client.h"
+#include "common/mqtt/mqtt_client.h"
 
 #include <fmt/format.h>
 #include <mqtt/async_client.h>

@@ -1,8 +1,8 @@
 // Keeps a Client connected: connect, subscribe when the broker kept no
 // session, report "online" once, and on loss back off (doubling, with
 // jitter) and start again. Non-blocking: Step() from the owner's loop.
-#ifndef DERMS_COMMON_SESSION_H_
-#define DERMS_COMMON_SESSION_H_
+#ifndef DERMS_COMMON_MQTT_SESSION_H_
+#define DERMS_COMMON_MQTT_SESSION_H_
 
 #include <atomic>
 #include <chrono>
@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "common/mqtt_client.h"
+#include "common/mqtt/mqtt_client.h"
 
 namespace derms::mqtt {
 
@@ -57,4 +57,4 @@ class Session {
 
 }  // namespace derms::mqtt
 
-#endif  // DERMS_COMMON_SESSION_H_
+#endif  // DERMS_COMMON_MQTT_SESSION_H_

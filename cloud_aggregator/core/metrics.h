@@ -1,0 +1,98 @@
+// One registry of the aggregator's figures. Modules register their counters
+// and gauges once, by name, and bump them on the processing thread; the core
+// takes an immutable MetricsSnapshot of all of them, which every renderer
+// (aggregator/status JSON today, a Prometheus page next) and every reader on
+// another thread reads. There is no second copy of a counter anywhere.
+//
+// Not thread-safe: registration, updates and Snapshot() happen on the
+// processing thread. Figures owned by other threads (the store's writer, the
+// journal) come in through collectors, which Snapshot() calls.
+#ifndef DERMS_CLOUD_AGGREGATOR_CORE_METRICS_H_
+#define DERMS_CLOUD_AGGREGATOR_CORE_METRICS_H_
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace derms::aggregator {
+
+// A value that only goes up.
+class Counter {
+ public:
+  void Add(uint64_t n = 1) { value_ += n; }
+  uint64_t value() const { return value_; }
+
+ private:
+  uint64_t value_ = 0;
+};
+
+// A value that goes up and down (a count of things now).
+class Gauge {
+ public:
+  void Set(double v) { value_ = v; }
+  double value() const { return value_; }
+
+ private:
+  double value_ = 0;
+};
+
+// Counters by one label's value (messages rejected, by reason).
+class LabeledCounter {
+ public:
+  void Add(const std::string& label, uint64_t n = 1) { values_[label] += n; }
+  const std::map<std::string, uint64_t>& values() const { return values_; }
+
+ private:
+  std::map<std::string, uint64_t> values_;
+};
+
+struct MetricsSnapshot {
+  struct Family {
+    std::string name;
+    std::string help;
+    std::string label;  // for labelled families: the label's name
+    enum class Type { kCounter, kGauge } type = Type::kCounter;
+    // One value for plain families ("" as the label value).
+    std::map<std::string, double> values;
+  };
+  std::vector<Family> families;  // in registration order
+  int64_t taken_ms = 0;          // the domain clock when taken
+
+  // 0 when the family or label value is absent.
+  double Value(const std::string& name, const std::string& label = "") const;
+  const Family* Find(const std::string& name) const;
+};
+
+class Metrics {
+ public:
+  // Each returns a reference that stays valid for the registry's life.
+  // REQUIRES: each name registered once.
+  Counter& AddCounter(std::string name, std::string help);
+  Gauge& AddGauge(std::string name, std::string help);
+  LabeledCounter& AddLabeledCounter(std::string name, std::string label, std::string help);
+  // Called by Snapshot() before it reads: refreshes gauges from state owned
+  // elsewhere (another thread's atomics, a module's maps).
+  void AddCollector(std::function<void()> collect);
+
+  MetricsSnapshot Snapshot(int64_t now_ms) const;
+
+ private:
+  struct Entry {
+    std::string name, help, label;
+    const Counter* counter = nullptr;
+    const Gauge* gauge = nullptr;
+    const LabeledCounter* labeled = nullptr;
+  };
+  std::deque<Counter> counters_;  // deques: references stay valid as they grow
+  std::deque<Gauge> gauges_;
+  std::deque<LabeledCounter> labeled_;
+  std::vector<Entry> entries_;
+  std::vector<std::function<void()>> collectors_;
+};
+
+}  // namespace derms::aggregator
+
+#endif  // DERMS_CLOUD_AGGREGATOR_CORE_METRICS_H_

@@ -1,0 +1,36 @@
+// A feature of the aggregator. A module owns its state, declares the topic
+// kinds it consumes, and does its work on a message and in the jobs it adds
+// to the scheduler. It reaches the world only through the ports it was
+// constructed with (ports.h) and other modules only through the narrow
+// interfaces the wiring hands it, never through their maps.
+//
+// Every call comes on the processing thread.
+#ifndef DERMS_CLOUD_AGGREGATOR_CORE_MODULE_H_
+#define DERMS_CLOUD_AGGREGATOR_CORE_MODULE_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "cloud_aggregator/core/ports.h"
+#include "cloud_aggregator/core/scheduler.h"
+#include "common/topics.h"
+
+namespace derms::aggregator {
+
+class Module {
+ public:
+  virtual ~Module() = default;
+  virtual const char* name() const = 0;
+  // Topic kinds routed to this module (one module per kind).
+  virtual std::vector<topics::Kind> Topics() const { return {}; }
+  // One message of a declared kind, its topic parsed, its payload non-empty.
+  virtual void OnMessage(const Inbound& /*m*/, int64_t /*now_ms*/) {}
+  // Adds the module's periodic jobs, once, at wiring time.
+  virtual void AddJobs(Scheduler& /*scheduler*/) {}
+  // The service stops: close what is in progress (it is stored after this).
+  virtual void OnStop(int64_t /*now_ms*/) {}
+};
+
+}  // namespace derms::aggregator
+
+#endif  // DERMS_CLOUD_AGGREGATOR_CORE_MODULE_H_

@@ -39,6 +39,18 @@ Status FirstError(std::initializer_list<Status> checks) {
   return Status::Ok();
 }
 
+void SetpointFlags::AddTo(CLI::App* cmd, const std::string& target_help,
+                          const std::string& start_help) {
+  cmd->add_option("--target-kw", target_kw, target_help)->required();
+  cmd->add_option("--duration-s", duration_s, "default 300")->check(CLI::PositiveNumber);
+  cmd->add_option("--start-ms", start_ms, start_help);
+}
+
+Status SetpointFlags::Check() const {
+  return FirstError({CheckFinite("--target-kw", target_kw),
+                     CheckInRange<int64_t>("--duration-s", duration_s, 1, UINT32_MAX)});
+}
+
 StatusOr<int64_t> ParseTime(const std::string& flag, const std::string& text, int64_t now_ms) {
   auto bad = [&] {
     return Status::Error("invalid_argument",

@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
@@ -49,6 +50,20 @@ inline constexpr double kMaxWaitS = 1e9;
 // An error names `flag`, the text and the forms accepted.
 [[nodiscard]] StatusOr<int64_t> ParseTime(const std::string& flag, const std::string& text,
                                           int64_t now_ms);
+
+// --target-kw, --duration-s and --start-ms: a power target over an interval,
+// as dispatch and control take it.
+struct SetpointFlags {
+  double target_kw = 0;      // required
+  int64_t duration_s = 300;  // in [1, 2^32 - 1], the wire's uint32
+  int64_t start_ms = 0;      // 0: the command says when
+
+  // Adds the three flags to `cmd`; the help texts say what the target and a
+  // start of 0 mean to that command.
+  void AddTo(CLI::App* cmd, const std::string& target_help, const std::string& start_help);
+  // Ok, or the first flag that breaks its rule.
+  [[nodiscard]] Status Check() const;
+};
 
 // Parses a time flag ("--from", text) into epoch ms, relative to a clock's now.
 using TimeParser = std::function<StatusOr<int64_t>(const std::string&, const std::string&)>;

@@ -17,9 +17,7 @@ constexpr char kCommand[] = "control";
 
 struct ControlArgs {
   std::string der_id;
-  double target_kw = 0;
-  int64_t duration_s = 300;
-  int64_t start_ms = 0;    // 0: on receipt
+  SetpointFlags setpoint;  // a start of 0: on receipt
   std::string command_id;  // empty: generated
   int priority = 0;
   double wait_s = 5;
@@ -36,10 +34,8 @@ bool IsFinalResponse(const mqtt::Message& answer, const std::string& command_id)
 }
 
 int Run(const ControlArgs& a, const GlobalFlags& globals) {
-  Status s =
-      FirstError({topics::ValidateId("--der", a.der_id), CheckFinite("--target-kw", a.target_kw),
-                  CheckInRange<int64_t>("--duration-s", a.duration_s, 1, UINT32_MAX),
-                  CheckWaitSeconds("--wait", a.wait_s)});
+  Status s = FirstError({topics::ValidateId("--der", a.der_id), a.setpoint.Check(),
+                         CheckWaitSeconds("--wait", a.wait_s)});
   if (!s.ok()) return Fail(kCommand, s.message(), kExitBadArgument);
   const int64_t now_ms = globals.NowMs();
   v1::Control k;
@@ -48,9 +44,9 @@ int Run(const ControlArgs& a, const GlobalFlags& globals) {
   k.set_priority(a.priority);
   k.set_der_id(a.der_id);
   auto* interval = k.add_intervals();
-  interval->set_start_ms(a.start_ms);
-  interval->set_duration_s(static_cast<uint32_t>(a.duration_s));
-  interval->set_target_kw(a.target_kw);
+  interval->set_start_ms(a.setpoint.start_ms);
+  interval->set_duration_s(static_cast<uint32_t>(a.setpoint.duration_s));
+  interval->set_target_kw(a.setpoint.target_kw);
   PrintUntil until;
   until.wait_s = a.wait_s;
   until.is_final = [command_id = k.command_id()](const mqtt::Message& answer) {
@@ -68,9 +64,7 @@ Subcommand AddControlCommand(CLI::App& app, const GlobalFlags& globals) {
                                  "send a Control to der/{id}/control and print "
                                  "the responses");
   cmd->add_option("--der", args->der_id, "DER id")->required();
-  cmd->add_option("--target-kw", args->target_kw, "setpoint, kW (+ export, - import)")->required();
-  cmd->add_option("--duration-s", args->duration_s, "default 300")->check(CLI::PositiveNumber);
-  cmd->add_option("--start-ms", args->start_ms, "0 = on receipt");
+  args->setpoint.AddTo(cmd, "setpoint, kW (+ export, - import)", "0 = on receipt");
   cmd->add_option("--command-id", args->command_id, "default: generated");
   cmd->add_option("--priority", args->priority, "default 0");
   cmd->add_option("--wait", args->wait_s, "seconds to print responses for (default 5)");

@@ -17,24 +17,20 @@ constexpr char kCommand[] = "dispatch";
 
 struct DispatchArgs {
   std::string vder_id;
-  double target_kw = 0;
-  int64_t duration_s = 300;
-  int64_t start_ms = 0;    // 0: now
+  SetpointFlags setpoint;  // a start of 0: now
   std::string request_id;  // empty: generated
   double wait_s = 5;
 };
 
 int Run(const DispatchArgs& a, const GlobalFlags& globals) {
-  Status s =
-      FirstError({topics::ValidateId("--vder", a.vder_id), CheckFinite("--target-kw", a.target_kw),
-                  CheckInRange<int64_t>("--duration-s", a.duration_s, 1, UINT32_MAX),
-                  CheckWaitSeconds("--wait", a.wait_s)});
+  Status s = FirstError({topics::ValidateId("--vder", a.vder_id), a.setpoint.Check(),
+                         CheckWaitSeconds("--wait", a.wait_s)});
   if (!s.ok()) return Fail(kCommand, s.message(), kExitBadArgument);
   v1::DispatchRequest r;
   r.set_request_id(a.request_id.empty() ? fmt::format("req-{}", globals.NowMs()) : a.request_id);
-  r.set_target_kw(a.target_kw);
-  r.set_start_ms(a.start_ms);
-  r.set_duration_s(static_cast<uint32_t>(a.duration_s));
+  r.set_target_kw(a.setpoint.target_kw);
+  r.set_start_ms(a.setpoint.start_ms);
+  r.set_duration_s(static_cast<uint32_t>(a.setpoint.duration_s));
   PrintUntil until;
   until.wait_s = a.wait_s;
   until.is_final = [request_id = r.request_id()](const mqtt::Message& answer) {
@@ -54,9 +50,7 @@ Subcommand AddDispatchCommand(CLI::App& app, const GlobalFlags& globals) {
                                  "send a DispatchRequest to vder/{id}/dispatch "
                                  "and print the DispatchResult");
   cmd->add_option("--vder", args->vder_id, "virtual DER id")->required();
-  cmd->add_option("--target-kw", args->target_kw, "total output wanted, kW (+ export)")->required();
-  cmd->add_option("--duration-s", args->duration_s, "default 300")->check(CLI::PositiveNumber);
-  cmd->add_option("--start-ms", args->start_ms, "0 = now");
+  args->setpoint.AddTo(cmd, "total output wanted, kW (+ export)", "0 = now");
   cmd->add_option("--request-id", args->request_id, "default: generated");
   cmd->add_option("--wait", args->wait_s, "seconds to wait for the result (default 5)");
   return {cmd, [args, &globals] { return Run(*args, globals); }};

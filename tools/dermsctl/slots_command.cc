@@ -27,6 +27,8 @@ struct SlotsArgs {
 int Run(const SlotsArgs& a, const TimeParser& parse_time) {
   derms::Status id_ok = derms::topics::ValidateId("--vder", a.vder);
   if (!id_ok.ok()) return Fail(kCommand, id_ok.message());
+  derms::Status min_ok = CheckFinite("--min-kw", a.min_kw);
+  if (!min_ok.ok()) return Fail(kCommand, min_ok.message(), kExitBadArgument);
   int64_t resolution_s = derms::history::ParseResolution(a.resolution);
   if (resolution_s == 0) {
     return Fail(kCommand, fmt::format("--resolution '{}' is not one of 5m, 1h, 1d", a.resolution));

@@ -77,10 +77,11 @@ int PublishRequest(std::string_view command, const BrokerFlags& flags, const std
   if (!s.ok()) return Fail(command, s.message());
   fmt::print("published {}\n", topic);
   if (answer_filter.empty() || until.wait_s <= 0) return 0;
-  if ((*session)->PrintArriving(until) == 0) {
-    return Fail(command, fmt::format("no answer on '{}' within {} s", answer_filter, until.wait_s));
+  if ((*session)->PrintArriving(until) > 0) return 0;
+  if ((*session)->Stopped()) {
+    return Fail(command, fmt::format("stopped before an answer came on '{}'", answer_filter));
   }
-  return 0;
+  return Fail(command, fmt::format("no answer on '{}' within {} s", answer_filter, until.wait_s));
 }
 
 }  // namespace derms::dermsctl

@@ -57,6 +57,8 @@ class BrokerSession {
   // Prints each arriving message on stdout as a JSON line until `until` or a
   // stop signal says to stop. Returns how many it printed.
   int PrintArriving(const PrintUntil& until);
+  // True once SIGINT or SIGTERM has come.
+  bool Stopped() const { return stop_; }
 
  private:
   explicit BrokerSession(const std::atomic<bool>& stop) : stop_(stop) {}

@@ -12,6 +12,8 @@
 namespace derms::dermsctl {
 namespace {
 
+constexpr char kCommand[] = "slots";
+
 struct SlotsArgs {
   std::string db = "./var/derms.db";
   std::string vder;
@@ -23,26 +25,24 @@ struct SlotsArgs {
 };
 
 int Run(const SlotsArgs& a, const TimeParser& parse_time) {
-  auto fail = [](const std::string& m) {
-    fmt::print(stderr, "dermsctl: {}\n", m);
-    return 1;
-  };
   derms::Status id_ok = derms::topics::ValidateId("--vder", a.vder);
-  if (!id_ok.ok()) return fail(id_ok.message());
+  if (!id_ok.ok()) return Fail(kCommand, id_ok.message());
+  derms::Status min_ok = CheckFinite("--min-kw", a.min_kw);
+  if (!min_ok.ok()) return Fail(kCommand, min_ok.message(), kExitBadArgument);
   int64_t resolution_s = derms::history::ParseResolution(a.resolution);
   if (resolution_s == 0) {
-    return fail(fmt::format("--resolution '{}' is not one of 5m, 1h, 1d", a.resolution));
+    return Fail(kCommand, fmt::format("--resolution '{}' is not one of 5m, 1h, 1d", a.resolution));
   }
   auto from = parse_time("--from", a.from);
   auto to = parse_time("--to", a.to);
-  if (!from.ok()) return fail(from.status().message());
-  if (!to.ok()) return fail(to.status().message());
+  if (!from.ok()) return Fail(kCommand, from.status().message());
+  if (!to.ok()) return Fail(kCommand, to.status().message());
   if (*from >= *to) {
-    return fail(fmt::format("--from {} must be before --to {}", derms::FormatUtc(*from),
-                            derms::FormatUtc(*to)));
+    return Fail(kCommand, fmt::format("--from {} must be before --to {}", derms::FormatUtc(*from),
+                                      derms::FormatUtc(*to)));
   }
   auto buckets = derms::storage::ReadSeries(a.db, resolution_s, "vder", a.vder, *from, *to);
-  if (!buckets.ok()) return fail(buckets.status().message());
+  if (!buckets.ok()) return Fail(kCommand, buckets.status().message());
   auto slots = derms::history::FindSlots(*buckets, resolution_s, a.min_kw);
   if (a.format == "json") {
     std::string out = "[";
@@ -73,7 +73,7 @@ int Run(const SlotsArgs& a, const TimeParser& parse_time) {
 Subcommand AddSlotsCommand(CLI::App& app, TimeParser parse_time) {
   auto args = std::make_shared<SlotsArgs>();
   CLI::App* cmd = app.add_subcommand(
-      "slots",
+      kCommand,
       "the time slots when a virtual DER's aggregated available capacity (rollups' "
       "capacity_kw) was at least --min-kw");
   cmd->add_option("--vder", args->vder, "virtual DER id")->required();

@@ -4,19 +4,14 @@
 #define DERMS_TOOLS_DERMSCTL_SLOTS_COMMAND_H_
 
 #include <CLI/CLI.hpp>
-#include <cstdint>
-#include <functional>
-#include <string>
 
-#include "common/status.h"
+#include "tools/dermsctl/arguments.h"
 #include "tools/dermsctl/subcommand.h"
 
 namespace derms::dermsctl {
 
-// Parses a time flag ("--from", text) into epoch ms.
-using TimeParser = std::function<StatusOr<int64_t>(const std::string&, const std::string&)>;
-
 // Adds `slots` to `app`; the returned function runs it when it was chosen.
+// `parse_time` reads --from and --to.
 Subcommand AddSlotsCommand(CLI::App& app, TimeParser parse_time);
 
 }  // namespace derms::dermsctl

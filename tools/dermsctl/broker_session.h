@@ -1,0 +1,83 @@
+// dermsctl's connection to the broker: one clean MQTT 5 session per command,
+// and what the commands do with it: print the messages that arrive (one JSON
+// line each, see message_json.h), and publish a request and print its answers.
+#ifndef DERMS_TOOLS_DERMSCTL_BROKER_SESSION_H_
+#define DERMS_TOOLS_DERMSCTL_BROKER_SESSION_H_
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/blocking_queue.h"
+#include "common/mqtt/mqtt_client.h"
+#include "common/status.h"
+
+namespace derms::dermsctl {
+
+// --broker, --username, --password: where and as whom to connect.
+struct BrokerFlags {
+  std::string uri = "tcp://127.0.0.1:1883";
+  std::string username;  // empty: anonymous
+  std::string password;
+};
+
+// When PrintArriving stops, besides SIGINT or SIGTERM.
+struct PrintUntil {
+  // Seconds from the call; <= 0: no deadline.
+  double wait_s = 5;
+  // After this many messages; <= 0: no limit.
+  int count = 0;
+  // After the message this says is the last one; empty: none is.
+  std::function<bool(const mqtt::Message&)> is_final;
+};
+
+// One command's session. Used by one thread; messages of its subscriptions
+// are queued (on Paho's thread) until Next or PrintArriving takes them.
+class BrokerSession {
+ public:
+  // Connects a fresh, clean session as "dermsctl-PID", and from then on lets
+  // SIGINT and SIGTERM stop PrintArriving instead of the process.
+  [[nodiscard]] static StatusOr<std::unique_ptr<BrokerSession>> Open(const BrokerFlags& flags);
+  // Disconnects.
+  ~BrokerSession();
+  BrokerSession(const BrokerSession&) = delete;
+  BrokerSession& operator=(const BrokerSession&) = delete;
+
+  // Subscribes at QoS 1 and waits for the broker's acknowledgement.
+  [[nodiscard]] Status Subscribe(const std::vector<std::string>& filters);
+  // Publishes at QoS 1, not retained, and waits for the acknowledgement.
+  [[nodiscard]] Status Publish(const std::string& topic, const std::string& payload);
+  // The next message to arrive within `timeout`, if any.
+  std::optional<mqtt::Message> Next(std::chrono::milliseconds timeout);
+  // Prints each arriving message on stdout as a JSON line until `until` or a
+  // stop signal says to stop. Returns how many it printed.
+  int PrintArriving(const PrintUntil& until);
+  // True once SIGINT or SIGTERM has come.
+  bool Stopped() const { return stop_; }
+
+ private:
+  explicit BrokerSession(const std::atomic<bool>& stop) : stop_(stop) {}
+
+  const std::atomic<bool>& stop_;
+  // Before client_, so that the client (and its handler) is gone first.
+  BlockingQueue<mqtt::Message> inbox_;
+  std::unique_ptr<mqtt::Client> client_;
+};
+
+// Publishes `payload` on `topic` and prints "published TOPIC". With an
+// `answer_filter` (subscribed to before publishing) and `until.wait_s` > 0,
+// then prints the answers arriving there as `until` says. Returns the exit
+// code: 0, or kExitFailure with a message naming `command` when the broker
+// fails or no answer came in time.
+int PublishRequest(std::string_view command, const BrokerFlags& flags, const std::string& topic,
+                   const std::string& payload, const std::string& answer_filter,
+                   const PrintUntil& until);
+
+}  // namespace derms::dermsctl
+
+#endif  // DERMS_TOOLS_DERMSCTL_BROKER_SESSION_H_

@@ -226,7 +226,11 @@ void Aggregator::Run(const std::atomic<bool>& stop, std::atomic<bool>* reload) {
     if (!s.ok()) spdlog::warn("offline status not published: {}", s.message());
   }
   client_->Disconnect();
-  store_->Flush();
+  Status flushed = store_->Flush();
+  if (!flushed.ok()) {
+    spdlog::error("stopping with records not committed (retried while the store closes): {}",
+                  flushed.message());
+  }
 }
 
 void Aggregator::Reject(const Status& s, const std::string& topic) {

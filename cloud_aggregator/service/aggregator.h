@@ -71,8 +71,9 @@ class Aggregator {
   void Run(const std::atomic<bool>& stop, std::atomic<bool>* reload = nullptr);
   // Thread-safe.
   Stats stats() const;
-  // Waits until every record accepted so far is committed (tests, backups).
-  void FlushStore() { store_->Flush(); }
+  // Waits until every record accepted so far is committed (tests, backups);
+  // the store's error if it is failing.
+  [[nodiscard]] Status FlushStore() { return store_->Flush(); }
   const std::string& db_path() const { return store_->path(); }
 
  private:

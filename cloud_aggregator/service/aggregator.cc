@@ -54,12 +54,14 @@ StatusOr<std::unique_ptr<storage::Journal>> OpenJournal(storage::Store* store, i
     store->Add(storage::TelemetryRecord{std::move(t), e.received_ms});
     ++stored;
   }
-  store->Flush();
-  (*journal)->ReleaseReplayed();
+  // Released once committed, never before: a failing store keeps the files
+  // for the next start. REQUIRES: the journal outlives the store (Create).
+  storage::Journal* opened = journal->get();
+  store->AfterCommit([opened] { opened->ReleaseReplayed(); });
   if (!replay.empty()) {
     spdlog::info(
-        "journal: {} telemetry message(s) from the last run stored again ({} refused); "
-        "already stored ones are kept once",
+        "journal: {} telemetry message(s) from the last run handed to the store again ({} "
+        "refused); already stored ones are kept once",
         stored, refused);
   }
   return journal;
@@ -71,11 +73,13 @@ StatusOr<std::unique_ptr<Aggregator>> Aggregator::Create(const AggregatorOptions
                                                          const Clock& clock) {
   Status valid = options.Validate();
   if (!valid.ok()) return valid;
+  // Declared before the store: the store runs the journal's release when it
+  // closes, should Create fail below.
+  std::unique_ptr<storage::Journal> journal;
   storage::StoreOptions store_options;
   store_options.path = options.db_path;
   auto store = storage::Store::Open(store_options);
   if (!store.ok()) return store.status();
-  std::unique_ptr<storage::Journal> journal;
   if (options.journal) {
     auto opened = OpenJournal(store->get(), clock.NowMs());
     if (!opened.ok()) return opened.status();

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <set>
+#include <thread>
 
 #include "cloud_aggregator/registry/validation.h"
 #include "common/codec.h"
@@ -206,7 +207,13 @@ void Aggregator::Run(const std::atomic<bool>& stop, std::atomic<bool>* reload) {
     }
     ready_ = session_.online();
     batch.clear();
-    inbound_.WaitAndDrainTo(&batch, kBurst, std::chrono::milliseconds(50));
+    // While the store fails and holds too much, the queue fills, Paho's
+    // handler blocks and the broker's session holds the rest.
+    if (store_->ShouldPause()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    } else {
+      inbound_.WaitAndDrainTo(&batch, kBurst, std::chrono::milliseconds(50));
+    }
     int64_t now_ms = clock_.NowMs();
     for (const auto& in : batch) {
       Handle(in.message, now_ms);
@@ -472,6 +479,15 @@ std::string Aggregator::StatusJson(bool online, int64_t now_ms) const {
   h->set_rows_stored(s.stored);
   h->set_rows_expired(stored.expired);
   h->set_storage_errors(stored.errors);
+  storage::StoreHealth health = store_->health();
+  h->set_storage_failing(health.failing);
+  h->set_storage_last_error(health.last_error);
+  h->set_storage_failing_since_ms(health.failing_since_ms);
+  h->set_storage_retries(health.retries);
+  h->set_storage_records_held(health.held);
+  h->set_storage_records_accepted(health.accepted);
+  h->set_storage_records_committed(health.committed);
+  h->set_ingest_paused(store_->ShouldPause());
   if (history_) {
     const auto& jobs = history_->counters();
     h->set_rollup_watermark_ms(jobs.watermark_ms);
@@ -480,7 +496,10 @@ std::string Aggregator::StatusJson(bool online, int64_t now_ms) const {
     h->set_chunks_sealed(jobs.chunks_sealed);
     h->set_last_pass_ms(jobs.last_pass_ms);
   }
-  if (journal_) h->set_journal_appended(journal_->appended());
+  if (journal_) {
+    h->set_journal_appended(journal_->appended());
+    h->set_journal_write_errors(journal_->write_errors());
+  }
   return codec::ToJson(st);
 }
 

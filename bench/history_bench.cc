@@ -582,7 +582,7 @@ IngestRun StoreRun(const std::string& path, std::vector<storage::TelemetryRecord
   auto start = Clock::now();
   for (auto& r : records) store->Add(std::move(r));
   auto added = Clock::now();
-  store->Flush();
+  if (Status s = store->Flush(); !s.ok()) Die(s.ToString());
   auto end = Clock::now();
   run.cpu_seconds = ProcessCpuSeconds() - cpu_before;
   run.seconds = Seconds(end - start);
@@ -764,7 +764,7 @@ void WriteRollups(storage::Store& store, std::vector<Stored>& all) {
     s.open_rows.clear();
   }
   if (!w.chunks.empty() || !w.open_rows.empty()) send();
-  store.Flush();
+  if (Status s = store.Flush(); !s.ok()) Die(s.ToString());
   if (store.counters().errors != 0) Die("store: errors writing rollups");
 }
 
@@ -1087,7 +1087,7 @@ int HistorySize(const HistoryBenchOptions& o) {
       });
     }
     rollups.Finish();
-    raw->Flush();
+    if (Status s = raw->Flush(); !s.ok()) Die(s.ToString());
     if (raw->counters().committed != raw_rows || raw->counters().errors != 0) {
       Die(fmt::format("raw: {} rows committed of {}", raw->counters().committed.load(), raw_rows));
     }

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <thread>
 
 #include "cloud_aggregator/registry/validation.h"
 #include "common/codec.h"
@@ -43,12 +44,14 @@ StatusOr<std::unique_ptr<storage::Journal>> OpenJournal(storage::Store* store, i
     store->Add(storage::TelemetryRecord{std::move(t), e.received_ms});
     ++stored;
   }
-  store->Flush();
-  (*journal)->ReleaseReplayed();
+  // Released once committed, never before: a failing store keeps the files
+  // for the next start. REQUIRES: the journal outlives the store (Create).
+  storage::Journal* opened = journal->get();
+  store->AfterCommit([opened] { opened->ReleaseReplayed(); });
   if (!replay.empty()) {
     spdlog::info(
-        "journal: {} telemetry message(s) from the last run stored again ({} refused); "
-        "already stored ones are kept once",
+        "journal: {} telemetry message(s) from the last run handed to the store again ({} "
+        "refused); already stored ones are kept once",
         stored, refused);
   }
   return journal;
@@ -60,11 +63,13 @@ StatusOr<std::unique_ptr<Aggregator>> Aggregator::Create(const AggregatorOptions
                                                          const Clock& clock) {
   Status valid = options.Validate();
   if (!valid.ok()) return valid;
+  // Declared before the store: the store runs the journal's release when it
+  // closes, should Create fail below.
+  std::unique_ptr<storage::Journal> journal;
   storage::StoreOptions store_options;
   store_options.path = options.db_path;
   auto store = storage::Store::Open(store_options);
   if (!store.ok()) return store.status();
-  std::unique_ptr<storage::Journal> journal;
   if (options.journal) {
     auto opened = OpenJournal(store->get(), clock.NowMs());
     if (!opened.ok()) return opened.status();
@@ -105,12 +110,34 @@ Status Aggregator::Wire(vder::VderTree tree) {
   Gauge& expired = metrics_.AddGauge("rows_expired", "rows removed by retention");
   Gauge& errors = metrics_.AddGauge("storage_errors", "failed writes and commits");
   Gauge& journaled = metrics_.AddGauge("journal_appended", "telemetry journaled on arrival");
-  metrics_.AddCollector([this, &stored, &expired, &errors, &journaled] {
+  Gauge& journal_errors =
+      metrics_.AddGauge("journal_write_errors", "journal appends that failed (kept in memory)");
+  Gauge& failing = metrics_.AddGauge("storage_failing", "1 while writes fail (retried)");
+  Info& last_error = metrics_.AddInfo("storage_last_error", "why the store fails");
+  Gauge& failing_since = metrics_.AddGauge("storage_failing_since_ms", "when writes began failing");
+  Gauge& retries = metrics_.AddGauge("storage_retries", "failed batches retried");
+  Gauge& held = metrics_.AddGauge("storage_records_held", "records waiting in memory");
+  Gauge& accepted = metrics_.AddGauge("storage_records_accepted", "records handed to the store");
+  Gauge& committed = metrics_.AddGauge("storage_records_committed", "records committed");
+  Gauge& paused = metrics_.AddGauge("ingest_paused", "1 while ingest waits for the store");
+  metrics_.AddCollector([=, &stored, &expired, &errors, &journaled, &journal_errors, &failing,
+                         &last_error, &failing_since, &retries, &held, &accepted, &committed,
+                         &paused] {
     const auto& c = store_->counters();
     stored.Set(static_cast<double>(c.committed + c.duplicates));
     expired.Set(static_cast<double>(c.expired.load()));
     errors.Set(static_cast<double>(c.errors.load()));
     journaled.Set(journal_ ? static_cast<double>(journal_->appended()) : 0);
+    journal_errors.Set(journal_ ? static_cast<double>(journal_->write_errors()) : 0);
+    storage::StoreHealth health = store_->health();
+    failing.Set(health.failing ? 1 : 0);
+    last_error.Set(health.last_error);
+    failing_since.Set(static_cast<double>(health.failing_since_ms));
+    retries.Set(static_cast<double>(health.retries));
+    held.Set(static_cast<double>(health.held));
+    accepted.Set(static_cast<double>(health.accepted));
+    committed.Set(static_cast<double>(health.committed));
+    paused.Set(store_->ShouldPause() ? 1 : 0);
   });
 
   controls_ = std::make_unique<ControlsModule>(outbox_, sink_, intake_, metrics_);
@@ -243,7 +270,14 @@ void Aggregator::Run(const std::atomic<bool>& stop, std::atomic<bool>* reload) {
     outbox_.set_online(session_->online());
     ready_ = session_->online();
     batch.clear();
-    inbound_.WaitAndDrainTo(&batch, kBurst, std::chrono::milliseconds(50));
+    // While the store fails and holds too much, stop taking messages: the
+    // queue fills, Paho's handler blocks and the broker's persistent session
+    // holds the rest. Jobs and statuses go on.
+    if (store_->ShouldPause()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    } else {
+      inbound_.WaitAndDrainTo(&batch, kBurst, std::chrono::milliseconds(50));
+    }
     int64_t now_ms = time_.NowMs();
     for (auto& in : batch) Handle(in, now_ms);
     if (reload && reload->exchange(false)) {
@@ -272,7 +306,11 @@ void Aggregator::Run(const std::atomic<bool>& stop, std::atomic<bool>* reload) {
     if (!s.ok()) spdlog::warn("offline status not published: {}", s.message());
   }
   client_->Disconnect();
-  store_->Flush();
+  Status flushed = store_->Flush();
+  if (!flushed.ok()) {
+    spdlog::error("stopping with records not committed (retried while the store closes): {}",
+                  flushed.message());
+  }
   PublishSnapshot(time_.NowMs());
 }
 

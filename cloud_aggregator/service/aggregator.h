@@ -76,8 +76,9 @@ class Aggregator {
   // Thread-safe: the snapshot the processing thread last published.
   Stats stats() const;
   std::shared_ptr<const MetricsSnapshot> snapshot() const;
-  // Waits until every record accepted so far is committed (tests, backups).
-  void FlushStore() { store_->Flush(); }
+  // Waits until every record accepted so far is committed (tests, backups);
+  // the store's error if it is failing.
+  [[nodiscard]] Status FlushStore() { return store_->Flush(); }
   const std::string& db_path() const { return store_->path(); }
 
  private:

@@ -143,7 +143,8 @@ struct HistoryJobs::Pass {
     return d;
   }
 
-  Status first;  // the first error met; the pass goes on past it
+  Status first;        // the first error met; the pass goes on past it...
+  bool stored = true;  // ...but not past a failed Flush: each step reads what the last committed
   RollupReader reader;
   std::unordered_map<std::string, DerInfo> ders;
   std::map<int64_t, Touched> touched;  // resolution -> DER buckets written
@@ -154,10 +155,10 @@ Status HistoryJobs::RunOnce(int64_t now_ms) {
   auto wall_start = std::chrono::steady_clock::now();
   Pass pass(db_);
   const int64_t rolled_up_to = RollRaw(pass, now_ms);
-  CombineUp(pass);
-  SumVders(pass);
-  Seal(pass, now_ms);
-  Expire(pass, now_ms, rolled_up_to);
+  if (pass.stored) CombineUp(pass);
+  if (pass.stored) SumVders(pass);
+  if (pass.stored) Seal(pass, now_ms);
+  if (pass.stored) Expire(pass, now_ms, rolled_up_to);
   ++counters_.passes;
   if (!pass.first.ok()) ++counters_.errors;
   counters_.last_pass_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -188,7 +189,7 @@ int64_t HistoryJobs::RollRaw(Pass& pass, int64_t now_ms) {
   // the flush makes sure every sample stored without that check is in the
   // snapshot read below.
   store_->SetRollupWatermark(end);
-  store_->Flush();
+  if (!Committed(pass)) return watermark;
 
   pass.Keep(Reader(db_, "SELECT der_id, telemetry_interval_s, max_discharge_kw FROM ders")
                 .Each([&](sqlite3_stmt* s) {
@@ -261,9 +262,19 @@ int64_t HistoryJobs::RollRaw(Pass& pass, int64_t now_ms) {
   write.state.emplace_back(kWatermarkKey, end);
   counters_.buckets += write.open_rows.size();
   store_->Add(std::move(write));
-  store_->Flush();
+  if (!Committed(pass)) return watermark;
   counters_.watermark_ms = end;
   return end;
+}
+
+bool HistoryJobs::Committed(Pass& pass) {
+  Status s = store_->Flush();
+  if (s.ok()) return true;
+  // The store keeps what it was given and retries it; the next pass starts
+  // again from the stored watermark.
+  pass.Keep(Status::Error(s.code(), fmt::format("pass stopped: {}", s.message())));
+  pass.stored = false;
+  return false;
 }
 
 void HistoryJobs::CombineUp(Pass& pass) {
@@ -287,7 +298,7 @@ void HistoryJobs::CombineUp(Pass& pass) {
     }
     counters_.buckets += up.open_rows.size();
     store_->Add(std::move(up));
-    store_->Flush();  // the next resolution reads these
+    if (!Committed(pass)) return;  // the next resolution reads these
   }
 }
 
@@ -347,7 +358,7 @@ void HistoryJobs::SumVders(Pass& pass) {
     counters_.buckets += up.open_rows.size();
     store_->Add(std::move(up));
   }
-  store_->Flush();
+  Committed(pass);
 }
 
 void HistoryJobs::Seal(Pass& pass, int64_t now_ms) {
@@ -390,7 +401,7 @@ void HistoryJobs::Seal(Pass& pass, int64_t now_ms) {
     counters_.chunks_sealed += seal.chunks.size();
     if (!seal.chunks.empty()) store_->Add(std::move(seal));
   }
-  store_->Flush();
+  Committed(pass);
 }
 
 void HistoryJobs::Expire(Pass& pass, int64_t now_ms, int64_t rolled_up_to) {
@@ -406,7 +417,7 @@ void HistoryJobs::Expire(Pass& pass, int64_t now_ms, int64_t rolled_up_to) {
                     .Each([&](sqlite3_stmt* s) { any = sqlite3_column_int(s, 0) != 0; }));
       if (!any) return;
       store_->Add(ExpireRecord{res, before_ms, kExpireSlice});
-      store_->Flush();
+      if (!Committed(pass)) return;
     }
   };
   // Raw samples go only once rolled up.

@@ -89,6 +89,9 @@ class HistoryJobs {
   void Seal(Pass& pass, int64_t now_ms);
   // Retention, in slices.
   void Expire(Pass& pass, int64_t now_ms, int64_t rolled_up_to);
+  // Flushes the store; false (the error kept, the pass stopped) while the
+  // store is failing.
+  bool Committed(Pass& pass);
 
   Store* const store_;
   const HistoryOptions options_;

@@ -123,6 +123,7 @@ bool Journal::RollLocked() {
       std::filesystem::remove(current_.path);  // nothing in it
     }
   }
+  torn_ = false;
   current_ = Segment{fmt::format("{}-{:06}.log", run_prefix_, ++files_made_), 0};
   current_bytes_ = 0;
   current_opened_ms_ = WallMs();
@@ -146,26 +147,45 @@ uint64_t Journal::Append(const std::string& topic, const std::string& payload,
 
   std::lock_guard<std::mutex> lock(mutex_);
   if (current_bytes_ >= kRollBytes ||
-      (current_.last_seq > 0 && WallMs() - current_opened_ms_ >= kRollMs) || fd_ < 0) {
-    if (!RollLocked()) {
-      ++write_errors_;
-      spdlog::error("journal '{}': {}", current_.path, strerror(errno));
-      return 0;
-    }
+      (current_.last_seq > 0 && WallMs() - current_opened_ms_ >= kRollMs) || fd_ < 0 || torn_) {
+    if (!RollLocked()) return FailedLocked(strerror(errno));
   }
   // One write() per entry: it reaches the page cache whole or not at all
   // as far as a killed process is concerned.
   ssize_t n = ::write(fd_, entry.data(), entry.size());
   if (n != static_cast<ssize_t>(entry.size())) {
-    ++write_errors_;
-    spdlog::error("journal '{}': write failed: {}", current_.path,
-                  n < 0 ? strerror(errno) : "short write");
-    return 0;
+    std::string why = n < 0 ? strerror(errno) : "short write";
+    // Replay stops at the first torn entry: the torn tail is cut, or, if
+    // it cannot be, later entries go to a new file.
+    if (n > 0 && ::ftruncate(fd_, static_cast<off_t>(current_bytes_)) != 0) torn_ = true;
+    return FailedLocked("write failed: " + why);
+  }
+  if (failing_) {
+    spdlog::warn(
+        "journal: writes recovered after {} failed; those messages were kept in memory only",
+        failed_in_row_);
+    failing_ = false;
+    failed_in_row_ = 0;
   }
   current_bytes_ += entry.size();
   current_.last_seq = next_seq_;
   ++appended_;
   return next_seq_++;
+}
+
+uint64_t Journal::FailedLocked(const std::string& why) {
+  ++write_errors_;
+  ++failed_in_row_;
+  // Once, not per message: the disk that refuses the journal is likely the
+  // one the log is on.
+  if (!failing_) {
+    spdlog::error(
+        "journal '{}': {}; messages go on unjournaled (held in memory until the store commits "
+        "them) until a write succeeds",
+        current_.path, why);
+  }
+  failing_ = true;
+  return 0;
 }
 
 void Journal::Release(uint64_t seq) {

@@ -41,10 +41,15 @@ class Journal {
   ~Journal();
 
   // Appends one message; returns its sequence number (from 1). A write error
-  // is counted and logged, and returns 0: the message goes on unjournaled.
+  // is counted, logged once, and returns 0: the message goes on unjournaled
+  // (the store holds it until committed). The file that failed is cut back
+  // to its last whole entry (or, if it cannot be, left for a new one), so
+  // the journal recovers by itself once the disk has room again.
   uint64_t Append(const std::string& topic, const std::string& payload, int64_t received_ms);
   // Everything appended up to `seq` is committed: files holding nothing later
-  // are deleted.
+  // are deleted. REQUIRES: every entry up to `seq` was handed to the store
+  // before the commit this is called after (sequence numbers follow arrival
+  // order, and files hold increasing runs of them).
   void Release(uint64_t seq);
   // The replayed entries are committed: their files are deleted.
   void ReleaseReplayed();
@@ -60,6 +65,8 @@ class Journal {
   };
   explicit Journal(std::string dir) : dir_(std::move(dir)) {}
   bool RollLocked();  // REQUIRES: mutex_ held
+  // Counts and logs a failed append; returns 0. REQUIRES: mutex_ held
+  uint64_t FailedLocked(const std::string& why);
 
   const std::string dir_;
   mutable std::mutex mutex_;
@@ -71,6 +78,9 @@ class Journal {
   std::vector<std::string> replayed_;  // GUARDED_BY(mutex_)
   uint64_t next_seq_ = 1;              // GUARDED_BY(mutex_)
   uint64_t files_made_ = 0;            // GUARDED_BY(mutex_)
+  bool failing_ = false;               // GUARDED_BY(mutex_): the last append failed
+  bool torn_ = false;                  // GUARDED_BY(mutex_): the file may end in a torn entry
+  uint64_t failed_in_row_ = 0;         // GUARDED_BY(mutex_)
   std::string run_prefix_;
   std::atomic<uint64_t> appended_{0};
   std::atomic<uint64_t> write_errors_{0};

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <limits>
 #include <tuple>
 
 #include "cloud_aggregator/history/chunk_codec.h"
@@ -159,12 +160,60 @@ Status SqlError(sqlite3* db, const std::string& what) {
   return Status::Error("storage_error", fmt::format("{}: {}", what, sqlite3_errmsg(db)));
 }
 
+// A failure that belongs to one record and would fail the same way on every
+// retry: a constraint, a type, a value too big. Everything else is taken for
+// a storage failure (the disk, the file, the lock, memory): the batch is
+// rolled back and retried whole. Unknown codes count as storage failures:
+// holding a record too long is recoverable, dropping it is not.
+// SQLITE_CORRUPT and SQLITE_NOTADB too: a retry will not mend the file, but
+// refusing record by record would release the journal for samples never
+// stored; held, they stay in the journal and status says the database is
+// corrupt until an operator restores it.
+bool IsDataError(int code) {
+  switch (code & 0xff) {
+    case SQLITE_CONSTRAINT:
+    case SQLITE_MISMATCH:
+    case SQLITE_TOOBIG:
+    case SQLITE_RANGE:
+    case SQLITE_ERROR:  // our SQL is checked at prepare: a bad value bound
+      return true;
+    default:
+      return false;
+  }
+}
+
+// The writer's connection, and the first statement failure of what is being
+// written: a record's statements (or BEGIN, COMMIT) report here, so no
+// failure goes unseen however the caller uses a statement's result.
+struct WriteConnection {
+  explicit WriteConnection(sqlite3* connection) : db(connection) {}
+
+  sqlite3* db;
+  int code = SQLITE_OK;  // extended result code of the first failure since Clear
+  std::string message;   // SQLite's message for it
+
+  void Clear() {
+    code = SQLITE_OK;
+    message.clear();
+  }
+  // A storage failure after a data error still fails the batch: the worse
+  // of the two is kept.
+  void Fail() {
+    int now = sqlite3_extended_errcode(db);
+    if (now == SQLITE_OK) now = SQLITE_ERROR;
+    if (code != SQLITE_OK && (!IsDataError(code) || IsDataError(now))) return;
+    code = now;
+    message = sqlite3_errmsg(db);
+  }
+};
+
 // A prepared statement, finalized on destruction.
 class Stmt {
  public:
-  Stmt(sqlite3* db, const char* sql) : db_(db) {
-    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt_, nullptr) != SQLITE_OK) {
-      spdlog::critical("storage: cannot prepare '{}': {}", sql, sqlite3_errmsg(db));
+  Stmt(WriteConnection* conn, const char* sql) : conn_(conn) {
+    if (sqlite3_prepare_v3(conn->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt_, nullptr) !=
+        SQLITE_OK) {
+      spdlog::critical("storage: cannot prepare '{}': {}", sql, sqlite3_errmsg(conn->db));
       std::abort();  // a bug in our SQL, not bad input
     }
   }
@@ -189,20 +238,139 @@ class Stmt {
     sqlite3_bind_null(stmt_, i);
     return *this;
   }
-  // Runs the statement; returns rows changed, or -1 on error (logged).
+  // Runs the statement; returns rows changed, or -1 on error (reported to
+  // the connection, which the writer checks after each record).
   int Run() {
     int rc = sqlite3_step(stmt_);
-    int changed = rc == SQLITE_DONE ? sqlite3_changes(db_) : -1;
-    if (rc != SQLITE_DONE) spdlog::error("storage: {}", sqlite3_errmsg(db_));
+    int changed = rc == SQLITE_DONE ? sqlite3_changes(conn_->db) : -1;
+    if (rc != SQLITE_DONE) conn_->Fail();
     sqlite3_reset(stmt_);
     sqlite3_clear_bindings(stmt_);
     return changed;
   }
+  // Runs a query of one integer column; nullopt when there is no row.
+  std::optional<int64_t> QueryInt() {
+    std::optional<int64_t> out;
+    int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) {
+      out = sqlite3_column_int64(stmt_, 0);
+    } else if (rc != SQLITE_DONE) {
+      conn_->Fail();
+    }
+    sqlite3_reset(stmt_);
+    return out;
+  }
 
  private:
-  sqlite3* db_;
+  WriteConnection* conn_;
   sqlite3_stmt* stmt_ = nullptr;
 };
+
+const char* CodeName(int code) {
+  switch (code & 0xff) {
+    case SQLITE_ERROR:
+      return "SQLITE_ERROR";
+    case SQLITE_PERM:
+      return "SQLITE_PERM";
+    case SQLITE_ABORT:
+      return "SQLITE_ABORT";
+    case SQLITE_BUSY:
+      return "SQLITE_BUSY";
+    case SQLITE_LOCKED:
+      return "SQLITE_LOCKED";
+    case SQLITE_NOMEM:
+      return "SQLITE_NOMEM";
+    case SQLITE_READONLY:
+      return "SQLITE_READONLY";
+    case SQLITE_INTERRUPT:
+      return "SQLITE_INTERRUPT";
+    case SQLITE_IOERR:
+      return "SQLITE_IOERR";
+    case SQLITE_CORRUPT:
+      return "SQLITE_CORRUPT";
+    case SQLITE_FULL:
+      return "SQLITE_FULL";
+    case SQLITE_CANTOPEN:
+      return "SQLITE_CANTOPEN";
+    case SQLITE_PROTOCOL:
+      return "SQLITE_PROTOCOL";
+    case SQLITE_SCHEMA:
+      return "SQLITE_SCHEMA";
+    case SQLITE_TOOBIG:
+      return "SQLITE_TOOBIG";
+    case SQLITE_CONSTRAINT:
+      return "SQLITE_CONSTRAINT";
+    case SQLITE_MISMATCH:
+      return "SQLITE_MISMATCH";
+    case SQLITE_NOLFS:
+      return "SQLITE_NOLFS";
+    case SQLITE_NOTADB:
+      return "SQLITE_NOTADB";
+    case SQLITE_RANGE:
+      return "SQLITE_RANGE";
+    default:
+      return "SQLITE_?";
+  }
+}
+
+// "database or disk is full (SQLITE_FULL, code 13)"
+std::string Describe(const WriteConnection& conn) {
+  return fmt::format("{} ({}, code {})", conn.message, CodeName(conn.code), conn.code);
+}
+
+// What a record is, for a person reading a storage error.
+std::string Describe(const Record& record) {
+  struct Visitor {
+    std::string operator()(const BirthRecord& r) const {
+      return fmt::format("birth of der '{}'", r.birth.der_id());
+    }
+    std::string operator()(const StatusRecord& r) const {
+      return fmt::format("status change of der '{}'", r.der_id);
+    }
+    std::string operator()(const TelemetryRecord& r) const {
+      return fmt::format("telemetry from der '{}' seq {}", r.telemetry.der_id(), r.telemetry.seq());
+    }
+    std::string operator()(const ControlRecord& r) const {
+      return fmt::format("control '{}' to der '{}'", r.control.command_id(), r.der_id);
+    }
+    std::string operator()(const ResponseRecord& r) const {
+      return fmt::format("response to '{}' from der '{}'", r.response.command_id(), r.der_id);
+    }
+    std::string operator()(const GridStatusRecord& r) const {
+      return fmt::format("grid status of substation '{}'", r.grid.substation_id());
+    }
+    std::string operator()(const DispatchRunRecord& r) const {
+      return fmt::format("dispatch run {}", r.run_id);
+    }
+    std::string operator()(const PriceForecastRecord& r) const {
+      return fmt::format("price forecast for node '{}'", r.forecast.node());
+    }
+    std::string operator()(const PurgePricesRecord&) const { return "price purge"; }
+    std::string operator()(const ScheduleRecord& r) const {
+      return fmt::format("schedule request '{}'", r.result.request_id());
+    }
+    std::string operator()(const HistoryWriteRecord& r) const {
+      return fmt::format("rollups ({} buckets, {} chunks)", r.open_rows.size(), r.chunks.size());
+    }
+    std::string operator()(const ExpireRecord&) const { return "retention"; }
+    std::string operator()(const VderMembersRecord&) const { return "virtual DER membership"; }
+    std::string operator()(const EventRecord& r) const {
+      return fmt::format("event {} '{}'", r.kind, r.name);
+    }
+  };
+  return std::visit(Visitor{}, record);
+}
+
+int64_t WallMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// The history_state key under which each transaction records its batch id:
+// after a COMMIT that reported an error, the writer reads it back before
+// retrying, so a batch is never written twice even if the commit did land.
+constexpr const char* kBatchKey = "store_batch";
 
 std::string Join(const google::protobuf::RepeatedPtrField<std::string>& items) {
   std::string out;
@@ -213,70 +381,77 @@ std::string Join(const google::protobuf::RepeatedPtrField<std::string>& items) {
 }  // namespace
 
 struct Store::Statements {
-  explicit Statements(sqlite3* db)
-      : upsert_der(db,
+  explicit Statements(sqlite3* raw)
+      : conn(raw),
+        upsert_der(&conn,
                    "INSERT INTO ders VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15) "
                    "ON CONFLICT(der_id) DO UPDATE SET der_type=?2, substation_id=?3, "
                    "feeder_id=?4, provider_id=?5, max_discharge_kw=?6, max_charge_kw=?7, "
                    "energy_capacity_kwh=?8, latitude=?9, longitude=?10, tags=?11, model=?12, "
                    "telemetry_interval_s=?13, bd_seq=?14, born_ms=?15 WHERE ?14 >= bd_seq"),
-        insert_birth(db, "INSERT OR IGNORE INTO births VALUES (?,?,?,?,?)"),
-        insert_status(db,
+        insert_birth(&conn, "INSERT OR IGNORE INTO births VALUES (?,?,?,?,?)"),
+        insert_status(&conn,
                       "INSERT INTO status_changes (der_id, online, bd_seq, cause, timestamp_ms, "
                       "received_ms) VALUES (?,?,?,?,?,?)"),
-        insert_telemetry(db,
+        insert_telemetry(&conn,
                          "INSERT OR IGNORE INTO telemetry VALUES "
                          "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
-        insert_control(db, "INSERT OR IGNORE INTO controls VALUES (?,?,?,?,?,?,?,?,?,?)"),
-        insert_response(db,
+        insert_control(&conn, "INSERT OR IGNORE INTO controls VALUES (?,?,?,?,?,?,?,?,?,?)"),
+        insert_response(&conn,
                         "INSERT INTO responses (command_id, der_id, status, applied_kw, reason, "
                         "interval_index, timestamp_ms, received_ms) VALUES (?,?,?,?,?,?,?,?)"),
-        insert_grid(db,
+        insert_grid(&conn,
                     "INSERT INTO grid_status (substation_id, timestamp_ms, received_ms, "
                     "frequency_hz, voltage_pu, load_kw, supply_kw) VALUES (?,?,?,?,?,?,?)"),
-        insert_run(db,
+        insert_run(&conn,
                    "INSERT OR REPLACE INTO dispatch_runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
                    "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
-        insert_allocation(db,
+        insert_allocation(&conn,
                           "INSERT OR REPLACE INTO dispatch_allocations VALUES "
                           "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
-        insert_price(db,
+        insert_price(&conn,
                      "INSERT INTO price_forecasts (node, issued_ms, kind, start_ms, duration_s, "
                      "price_per_mwh, received_ms) VALUES (?,?,?,?,?,?,?)"),
-        purge_prices(db, "DELETE FROM price_forecasts WHERE start_ms + duration_s * 1000 < ?"),
-        upsert_schedule(db,
+        purge_prices(&conn, "DELETE FROM price_forecasts WHERE start_ms + duration_s * 1000 < ?"),
+        upsert_schedule(&conn,
                         "INSERT INTO schedule_requests VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,"
                         "?12,?13,?14) ON CONFLICT(request_id) DO UPDATE SET status=?4, "
                         "updated_ms=?6, energy_kwh=?7, cost=?8, immediate_cost=?9, "
                         "shortfall_kwh=?10, reason=?11, command_id=?12, result=?14"),
-        insert_schedule_event(db, "INSERT INTO schedule_events VALUES (?,?,?,?)"),
-        mark_late(db, "INSERT OR IGNORE INTO rollup_late VALUES (?,?)"),
-        handled_late(db, "DELETE FROM rollup_late WHERE der_id = ? AND bucket_ms = ?"),
-        upsert_open(db, "INSERT OR REPLACE INTO rollups_open VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"),
-        upsert_chunk(db, "INSERT OR REPLACE INTO rollup_chunks VALUES (?,?,?,?,?,?)"),
-        delete_sealed(db,
+        insert_schedule_event(&conn, "INSERT INTO schedule_events VALUES (?,?,?,?)"),
+        mark_late(&conn, "INSERT OR IGNORE INTO rollup_late VALUES (?,?)"),
+        handled_late(&conn, "DELETE FROM rollup_late WHERE der_id = ? AND bucket_ms = ?"),
+        upsert_open(&conn,
+                    "INSERT OR REPLACE INTO rollups_open VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"),
+        upsert_chunk(&conn, "INSERT OR REPLACE INTO rollup_chunks VALUES (?,?,?,?,?,?)"),
+        delete_sealed(&conn,
                       "DELETE FROM rollups_open WHERE resolution_s = ?1 AND kind = ?2 AND id = ?3 "
                       "AND bucket_ms >= ?4 AND bucket_ms < ?5"),
-        set_state(db, "INSERT OR REPLACE INTO history_state VALUES (?,?)"),
-        expire_telemetry(db,
+        set_state(&conn, "INSERT OR REPLACE INTO history_state VALUES (?,?)"),
+        expire_telemetry(&conn,
                          "DELETE FROM telemetry WHERE (der_id, seq) IN (SELECT der_id, seq FROM "
                          "telemetry WHERE timestamp_ms < ?1 ORDER BY timestamp_ms LIMIT ?2)"),
-        expire_chunks(db,
+        expire_chunks(&conn,
                       "DELETE FROM rollup_chunks WHERE (resolution_s, kind, id, chunk_ms) IN "
                       "(SELECT resolution_s, kind, id, chunk_ms FROM rollup_chunks WHERE "
                       "resolution_s = ?1 AND chunk_ms + ?4 <= ?2 LIMIT ?3)"),
         // ?2 is a chunk boundary: only whole chunks expire.
-        expire_open(db, "DELETE FROM rollups_open WHERE resolution_s = ?1 AND bucket_ms < ?2"),
-        clear_members(db, "DELETE FROM vder_members"),
-        insert_member(db, "INSERT OR IGNORE INTO vder_members VALUES (?,?)"),
-        insert_event(db, "INSERT INTO events (kind, name, timestamp_ms, payload) VALUES (?,?,?,?)"),
-        begin(db, "BEGIN"),
-        commit(db, "COMMIT") {}
+        expire_open(&conn, "DELETE FROM rollups_open WHERE resolution_s = ?1 AND bucket_ms < ?2"),
+        clear_members(&conn, "DELETE FROM vder_members"),
+        insert_member(&conn, "INSERT OR IGNORE INTO vder_members VALUES (?,?)"),
+        insert_event(&conn,
+                     "INSERT INTO events (kind, name, timestamp_ms, payload) VALUES (?,?,?,?)"),
+        begin(&conn, "BEGIN"),
+        commit(&conn, "COMMIT"),
+        rollback(&conn, "ROLLBACK"),
+        set_batch(&conn, "INSERT OR REPLACE INTO history_state VALUES ('store_batch', ?)"),
+        get_batch(&conn, "SELECT value FROM history_state WHERE key = 'store_batch'") {}
+  WriteConnection conn;  // first: the statements point at it
   Stmt upsert_der, insert_birth, insert_status, insert_telemetry, insert_control, insert_response,
       insert_grid, insert_run, insert_allocation, insert_price, purge_prices, upsert_schedule,
       insert_schedule_event, mark_late, handled_late, upsert_open, upsert_chunk, delete_sealed,
       set_state, expire_telemetry, expire_chunks, expire_open, clear_members, insert_member,
-      insert_event, begin, commit;
+      insert_event, begin, commit, rollback, set_batch, get_batch;
 };
 
 StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
@@ -368,10 +543,17 @@ Store::Store(const StoreOptions& options, sqlite3* db)
   }
   sqlite3_finalize(stmt);
   statements_ = std::make_unique<Statements>(db_);
+  batch_id_ = statements_->get_batch.QueryInt().value_or(0);
   writer_ = std::thread([this] { WriterLoop(); });
 }
 
 Store::~Store() {
+  {
+    std::lock_guard<std::mutex> lock(health_mutex_);
+    closing_ = true;
+    close_deadline_ = std::chrono::steady_clock::now() + options_.close_timeout;
+    health_cv_.notify_all();
+  }
   queue_.Close();
   if (writer_.joinable()) writer_.join();
   statements_.reset();
@@ -400,69 +582,266 @@ std::optional<derms::v1::ScheduleResult> Store::LoadScheduleResult(
   return out;
 }
 
-void Store::Add(Record record) { queue_.Push(Item(std::move(record))); }
-
-void Store::Flush() {
-  auto done = std::make_shared<std::promise<void>>();
-  auto future = done->get_future();
-  if (!queue_.Push(Item(Barrier{[done] { done->set_value(); }, true}))) {
-    return;  // closed: nothing more will be written
+void Store::Add(Record record) {
+  // Counted before it is queued, so that Held() never sees it committed
+  // before it was accepted.
+  ++accepted_;
+  if (!queue_.Push(Item(std::move(record)))) {
+    ++abandoned_;
+    spdlog::error("storage: a record added after the store closed is not stored");
   }
-  future.wait();
+}
+
+Status Store::Flush() {
+  auto done = std::make_shared<bool>(false);  // GUARDED_BY(health_mutex_)
+  uint64_t failures_before = 0;
+  {
+    std::lock_guard<std::mutex> lock(health_mutex_);
+    if (failing_) return Status::Error("storage_error", last_error_);
+    failures_before = failures_;
+  }
+  auto ran = [this, done] {
+    std::lock_guard<std::mutex> lock(health_mutex_);
+    *done = true;
+    health_cv_.notify_all();
+  };
+  if (!queue_.Push(Item(Barrier{std::move(ran), true}))) {
+    return Status::Error("storage_error", "the store is closed");
+  }
+  std::unique_lock<std::mutex> lock(health_mutex_);
+  // A failed commit answers at once (leveldb returns bg_error_ to writers):
+  // the retries may take as long as the disk stays full, and a caller
+  // waiting on them could not stop (the history jobs' thread, shutdown).
+  health_cv_.wait(lock, [&] { return *done || gave_up_ || failures_ != failures_before; });
+  if (*done) return Status::Ok();
+  if (gave_up_) {
+    return Status::Error("storage_error",
+                         fmt::format("the store closed before committing: {}", last_error_));
+  }
+  return Status::Error("storage_error", last_error_);
 }
 
 void Store::AfterCommit(std::function<void()> done) {
   queue_.Push(Item(Barrier{std::move(done), false}));
 }
 
+uint64_t Store::Held() const {
+  // Committed and abandoned are read before accepted: each only grows, and
+  // what they count was accepted first, so the difference never wraps.
+  uint64_t gone = committed_.load() + abandoned_.load();
+  uint64_t accepted = accepted_.load();
+  return accepted > gone ? accepted - gone : 0;
+}
+
+StoreHealth Store::health() const {
+  StoreHealth h;
+  h.committed = committed_;
+  h.held = Held();
+  h.accepted = accepted_;
+  h.retries = retries_;
+  std::lock_guard<std::mutex> lock(health_mutex_);
+  h.failing = failing_;
+  h.last_error = last_error_;
+  h.failing_since_ms = h.failing ? failing_since_ms_ : 0;
+  return h;
+}
+
+bool Store::ShouldPause() const { return failing_ && Held() > options_.pause_records; }
+
+bool Store::Gather(std::vector<Item>* batch) {
+  std::optional<Item> first;
+  while (!first) {
+    first = queue_.PopFor(std::chrono::milliseconds(200));
+    if (!first && queue_.closed() && queue_.Size() == 0) return false;
+  }
+  batch->push_back(std::move(*first));
+  auto deadline = std::chrono::steady_clock::now() + options_.gather;
+  auto is_barrier = [](const Item& item) {
+    const auto* b = std::get_if<Barrier>(&item);
+    return b != nullptr && b->urgent;
+  };
+  bool flush_waiting = is_barrier(batch->front());
+  while (!flush_waiting && batch->size() < options_.batch_max && !queue_.closed()) {
+    size_t before = batch->size();
+    queue_.DrainTo(batch, options_.batch_max - batch->size());
+    // A Flush is waiting for this commit: do not keep it waiting.
+    flush_waiting = std::any_of(batch->begin() + before, batch->end(), is_barrier);
+    if (flush_waiting) break;
+    auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) break;
+    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+        deadline - now, std::chrono::milliseconds(5)));
+  }
+  queue_.DrainTo(batch, options_.batch_max - batch->size());
+  return true;
+}
+
 void Store::WriterLoop() {
   std::vector<Item> batch;
-  std::vector<std::function<void()>> barriers;
   while (true) {
-    auto first = queue_.PopFor(std::chrono::milliseconds(200));
-    if (!first) {
-      if (queue_.closed() && queue_.Size() == 0) return;
-      continue;
-    }
     batch.clear();
-    barriers.clear();
-    batch.push_back(std::move(*first));
-    auto deadline = std::chrono::steady_clock::now() + options_.gather;
-    auto is_barrier = [](const Item& item) {
-      const auto* b = std::get_if<Barrier>(&item);
-      return b != nullptr && b->urgent;
-    };
-    bool flush_waiting = is_barrier(batch.front());
-    while (!flush_waiting && batch.size() < options_.batch_max && !queue_.closed()) {
-      size_t before = batch.size();
-      queue_.DrainTo(&batch, options_.batch_max - batch.size());
-      // A Flush is waiting for this commit: do not keep it waiting.
-      flush_waiting = std::any_of(batch.begin() + before, batch.end(), is_barrier);
-      if (flush_waiting) break;
-      auto now = std::chrono::steady_clock::now();
-      if (now >= deadline) break;
-      std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
-          deadline - now, std::chrono::milliseconds(5)));
-    }
-    queue_.DrainTo(&batch, options_.batch_max - batch.size());
-    statements_->begin.Run();
-    for (const auto& item : batch) {
-      if (const auto* record = std::get_if<Record>(&item)) {
-        Write(*record);
-      } else {
-        barriers.push_back(std::get<Barrier>(item).done);
+    if (!Gather(&batch)) return;
+    size_t records = 0;
+    for (const auto& item : batch) records += std::holds_alternative<Record>(item) ? 1 : 0;
+    ++batch_id_;
+    // The same batch, whole, until it commits: new records wait in the
+    // queue behind it, and so do the barriers after it.
+    auto backoff = options_.retry_initial;
+    BatchCounts counts;
+    for (int attempt = 0;; ++attempt) {
+      Status s = CommitBatch(batch, attempt, &counts);
+      if (s.ok()) break;
+      NoteFailure(s, records);
+      if (!WaitToRetry(&backoff)) {
+        GiveUp(&batch);
+        return;
       }
+      ++retries_;
     }
-    if (statements_->commit.Run() < 0) {
-      ++counters_.errors;
-    } else {
-      ++counters_.transactions;
+    counters_.committed += counts.rows;
+    counters_.duplicates += counts.duplicates;
+    counters_.errors += counts.errors;
+    counters_.expired += counts.expired;
+    ++counters_.transactions;
+    committed_ += records;
+    if (failing_) {
+      std::lock_guard<std::mutex> lock(health_mutex_);
+      failing_ = false;
+      spdlog::warn(
+          "storage: recovered after {:.1f} s and {} retries; the held batch of {} records is "
+          "committed",
+          static_cast<double>(WallMs() - failing_since_ms_) / 1000, retries_.load(), records);
+      failing_since_ms_ = 0;
     }
-    for (const auto& b : barriers) b();
+    for (auto& item : batch) {
+      if (auto* b = std::get_if<Barrier>(&item)) b->done();
+    }
   }
 }
 
-void Store::Write(const Record& record) {
+Status Store::CommitBatch(const std::vector<Item>& batch, int attempt, BatchCounts* counts) {
+  Statements& st = *statements_;
+  WriteConnection& conn = st.conn;
+  const size_t size = batch.size();
+  auto failed = [&](const std::string& what) {
+    Status s = Status::Error("storage_error", fmt::format("{}: {}", what, Describe(conn)));
+    // SQLite may have rolled the transaction back itself (SQLITE_FULL,
+    // IOERR, NOMEM); if not, nothing of the attempt may stay.
+    if (!sqlite3_get_autocommit(conn.db)) {
+      conn.Clear();
+      st.rollback.Run();
+      if (conn.code != SQLITE_OK) {
+        spdlog::error("storage: ROLLBACK failed: {}", Describe(conn));
+      }
+    }
+    return s;
+  };
+  conn.Clear();
+  // A failed ROLLBACK can leave a transaction open: it goes before we begin.
+  if (!sqlite3_get_autocommit(conn.db)) st.rollback.Run();
+  if (attempt > 0) {
+    // A COMMIT that reported an error may still have landed (an I/O error
+    // after the commit record was written): then this batch is done, and
+    // writing it again would store its rowid-keyed rows twice.
+    conn.Clear();
+    std::optional<int64_t> last = st.get_batch.QueryInt();
+    if (conn.code != SQLITE_OK) return failed("reading the last committed batch");
+    if (last == batch_id_) return Status::Ok();
+  }
+  *counts = BatchCounts{};
+  conn.Clear();
+  st.begin.Run();
+  if (conn.code != SQLITE_OK) return failed(fmt::format("BEGIN of a batch of {} items", size));
+  for (const auto& item : batch) {
+    const auto* record = std::get_if<Record>(&item);
+    if (record == nullptr) continue;
+    conn.Clear();
+    int code = Write(*record, counts);
+    if (code == SQLITE_OK) continue;
+    if (IsDataError(code) && !sqlite3_get_autocommit(conn.db)) {
+      // The statement alone was undone; the transaction goes on.
+      ++counts->errors;
+      spdlog::error("storage: {} not stored: {}", Describe(*record), Describe(conn));
+      continue;
+    }
+    return failed(fmt::format("writing {} in a batch of {} items", Describe(*record), size));
+  }
+  conn.Clear();
+  st.set_batch.Bind(1, batch_id_).Run();
+  if (conn.code != SQLITE_OK) return failed(fmt::format("marking a batch of {} items", size));
+  st.commit.Run();
+  if (conn.code != SQLITE_OK) return failed(fmt::format("COMMIT of a batch of {} items", size));
+  return Status::Ok();
+}
+
+void Store::NoteFailure(const Status& error, size_t batch_records) {
+  std::lock_guard<std::mutex> lock(health_mutex_);
+  bool first = !failing_;
+  bool changed = error.message() != last_error_;
+  last_error_ = error.message();
+  ++failures_;
+  if (first) failing_since_ms_ = WallMs();
+  failing_ = true;
+  health_cv_.notify_all();  // Flush callers get the error now
+  const uint64_t held = Held();
+  // Loud once, then now and then: a full disk must not fill the log too.
+  if (first) {
+    spdlog::error(
+        "storage failing: {}; the batch of {} records is rolled back, held in memory and "
+        "retried until it commits; nothing behind it is released",
+        last_error_, batch_records);
+  } else if (changed || retries_ % 20 == 0) {
+    spdlog::warn("storage still failing after {} retries ({} records held): {}", retries_.load(),
+                 held, last_error_);
+  }
+  if (held > options_.pause_records && retries_ % 20 == 0) {
+    spdlog::warn(
+        "storage: {} records held in memory, over pause_records {}: ingest pauses until the "
+        "store recovers",
+        held, options_.pause_records);
+  }
+}
+
+bool Store::WaitToRetry(std::chrono::milliseconds* backoff) {
+  std::unique_lock<std::mutex> lock(health_mutex_);
+  auto now = std::chrono::steady_clock::now();
+  auto wake = now + *backoff;
+  const bool was_closing = closing_;
+  if (closing_) {
+    if (now >= close_deadline_) return false;
+    wake = std::min(wake, close_deadline_);
+  }
+  // Closing cuts the wait short: one more try at once, then the backoff
+  // within what is left of close_timeout.
+  health_cv_.wait_until(lock, wake, [&] { return closing_ != was_closing; });
+  *backoff = std::min(*backoff * 2, options_.retry_max);
+  return true;
+}
+
+void Store::GiveUp(std::vector<Item>* batch) {
+  queue_.DrainTo(batch, std::numeric_limits<size_t>::max());
+  size_t records = 0, telemetry = 0, barriers = 0;
+  for (const auto& item : *batch) {
+    if (const auto* r = std::get_if<Record>(&item)) {
+      ++records;
+      telemetry += std::holds_alternative<TelemetryRecord>(*r) ? 1 : 0;
+    } else {
+      ++barriers;
+    }
+  }
+  abandoned_ += records;
+  std::lock_guard<std::mutex> lock(health_mutex_);
+  spdlog::critical(
+      "storage: closing while still failing after {} retries: {} records NOT committed to '{}' "
+      "({} telemetry: the inbox journal keeps those it holds for the next start); {} waiting "
+      "callbacks not run. Last error: {}",
+      retries_.load(), records, options_.path, telemetry, barriers, last_error_);
+  gave_up_ = true;
+  health_cv_.notify_all();
+  batch->clear();
+}
+
+int Store::Write(const Record& record, BatchCounts* counts) {
   Statements& st = *statements_;
   int changed = 0;
   if (const auto* r = std::get_if<BirthRecord>(&record)) {
@@ -537,7 +916,7 @@ void Store::Write(const Record& record) {
                   .Bind(16, alarms)
                   .Bind(17, static_cast<int64_t>(t.is_historical()))
                   .Run();
-    if (changed == 0) ++counters_.duplicates;
+    if (changed == 0) ++counts->duplicates;
     // A sample for a bucket already rolled up: the history jobs redo it.
     int64_t bucket_ms = history::BucketStart(t.timestamp_ms(), history::k5Min);
     if (changed > 0 && bucket_ms < rollup_watermark_ms_.load(std::memory_order_relaxed)) {
@@ -631,15 +1010,13 @@ void Store::Write(const Record& record) {
       } else {
         row.BindNull(8);
       }
-      if (row.Bind(9, a.cost)
-              .Bind(10, a.target_kw)
-              .Bind(11, a.applied_kw)
-              .Bind(12, a.state)
-              .Bind(13, a.command_id)
-              .Bind(14, a.reason)
-              .Run() < 0) {
-        ++counters_.errors;
-      }
+      row.Bind(9, a.cost)
+          .Bind(10, a.target_kw)
+          .Bind(11, a.applied_kw)
+          .Bind(12, a.state)
+          .Bind(13, a.command_id)
+          .Bind(14, a.reason)
+          .Run();
     }
   } else if (const auto* r = std::get_if<PriceForecastRecord>(&record)) {
     const auto& f = r->forecast;
@@ -697,7 +1074,7 @@ void Store::Write(const Record& record) {
         changed = open < 0 ? open : changed + open;
       }
     }
-    if (changed > 0) counters_.expired += static_cast<uint64_t>(changed);
+    if (changed > 0) counts->expired += static_cast<uint64_t>(changed);
     changed = changed < 0 ? changed : 0;  // not new rows
   } else if (const auto* r = std::get_if<VderMembersRecord>(&record)) {
     changed = st.clear_members.Run();
@@ -714,11 +1091,8 @@ void Store::Write(const Record& record) {
                   .Bind(4, r->payload_json)
                   .Run();
   }
-  if (changed < 0) {
-    ++counters_.errors;
-  } else if (changed > 0) {
-    ++counters_.committed;
-  }
+  if (changed > 0) ++counts->rows;
+  return st.conn.code;
 }
 
 int Store::WriteHistory(const HistoryWriteRecord& r) {

@@ -70,7 +70,7 @@ v1::GridStatus Grid(const std::string& sub, double load_kw, double supply_kw) {
 // Waits until every DER has been heard from with telemetry.
 void AwaitTelemetry(AggregatorThread& agg, const std::string& sub, int n) {
   REQUIRE(WaitFor([&] {
-    agg->FlushStore();
+    REQUIRE(agg->FlushStore().ok());
     return QueryInt(agg->db_path(), fmt::format("SELECT COUNT(DISTINCT der_id) FROM telemetry "
                                                 "WHERE der_id LIKE '{}-%'",
                                                 sub)) == n;
@@ -95,13 +95,13 @@ TEST_CASE("a deficit makes batteries discharge, with APPLIED and CLAMPED respons
 
   std::string db = agg->db_path();
   REQUIRE(WaitFor([&] {
-    agg->FlushStore();
+    REQUIRE(agg->FlushStore().ok());
     return QueryInt(db, "SELECT COUNT(*) FROM responses") >= 3;
   }));
   // The run is recorded once every answer is in: the CLAMPED battery's
   // shortfall could not go elsewhere (the others are at their limit).
   REQUIRE(WaitFor([&] {
-    agg->FlushStore();
+    REQUIRE(agg->FlushStore().ok());
     return QueryInt(db, "SELECT COUNT(*) FROM dispatch_runs") == 1;
   }));
   CHECK(QueryInt(db,
@@ -120,7 +120,7 @@ TEST_CASE("a deficit makes batteries discharge, with APPLIED and CLAMPED respons
                  "der_id='sub-d-derated' AND reason LIKE '%range%'") == 1);
   // The batteries really export: their telemetry shows the setpoint in force.
   REQUIRE(WaitFor([&] {
-    agg->FlushStore();
+    REQUIRE(agg->FlushStore().ok());
     return QueryInt(db,
                     "SELECT COUNT(DISTINCT der_id) FROM telemetry WHERE setpoint_kw=10 AND "
                     "active_power_kw > 9.99") == 2;
@@ -141,7 +141,7 @@ TEST_CASE("one dispatch run reaches hundreds of DERs at once", "[integration][di
 
   std::string db = agg->db_path();
   REQUIRE(WaitFor([&] {
-    agg->FlushStore();
+    REQUIRE(agg->FlushStore().ok());
     return QueryInt(db, "SELECT COUNT(*) FROM responses WHERE status='APPLIED'") == kDers;
   }));
   CHECK(QueryInt(db, "SELECT COUNT(*) FROM controls WHERE target_kw=2") == kDers);
@@ -160,7 +160,7 @@ TEST_CASE("a surplus makes batteries charge", "[integration][dispatch]") {
 
   std::string db = agg->db_path();
   REQUIRE(WaitFor([&] {
-    agg->FlushStore();
+    REQUIRE(agg->FlushStore().ok());
     return QueryInt(db,
                     "SELECT COUNT(DISTINCT der_id) FROM telemetry WHERE setpoint_kw < -4.99 "
                     "AND setpoint_kw > -5.01 AND active_power_kw < -4.99") == 3;

@@ -225,7 +225,7 @@ TEST_CASE("named queries run on schedule, are stored and announced on events/rep
       std::chrono::seconds(30));
   REQUIRE(bad.has_value());
   CHECK_THAT(bad->payload, Catch::Contains("syntax error"));
-  agg->FlushStore();
+  REQUIRE(agg->FlushStore().ok());
   CHECK(QueryInt(agg->db_path(),
                  "SELECT COUNT(*) FROM events WHERE kind = 'report' AND name = "
                  "'telemetry-count'") >= 1);

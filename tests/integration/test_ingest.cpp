@@ -52,7 +52,7 @@ TEST_CASE("telemetry redelivered with the same der_id and seq is stored once",
         der.Publish(topics::DerTelemetry("bat-dup"), codec::ToBinary(Sample("bat-dup", seq))).ok());
   }
   REQUIRE(WaitFor([&] { return agg->stats().accepted >= 7; }));
-  agg->FlushStore();
+  REQUIRE(agg->FlushStore().ok());
   CHECK(QueryInt(agg->db_path(), "SELECT COUNT(*) FROM telemetry WHERE der_id='bat-dup'") == 3);
   CHECK(QueryInt(agg->db_path(), "SELECT MAX(seq) FROM telemetry WHERE der_id='bat-dup'") == 3);
   CHECK(agg->stats().rejected == 0);
@@ -120,7 +120,7 @@ TEST_CASE("malformed payloads are rejected with reasons while good DERs keep bei
   CHECK(stats.rejected_by_reason["invalid_id"] == 1);
   CHECK(stats.rejected_by_reason["invalid_field"] >= 3);  // NaN, soc 140, telemetry as birth
   CHECK(stats.rejected_by_reason["id_mismatch"] == 1);    // the control's command_id as der_id
-  agg->FlushStore();
+  REQUIRE(agg->FlushStore().ok());
   CHECK(QueryInt(agg->db_path(), "SELECT COUNT(*) FROM telemetry WHERE der_id='bat-good'") ==
         static_cast<int64_t>(seq));
   CHECK(QueryInt(agg->db_path(), "SELECT COUNT(*) FROM telemetry WHERE der_id<>'bat-good'") == 0);

@@ -61,7 +61,7 @@ TEST_CASE("a schedule request is answered with the cheapest schedule and an EV c
   AgentsThread fleet(std::move(agents), clock);
   std::string db = agg->db_path();
   REQUIRE(WaitFor([&] {
-    agg->FlushStore();
+    REQUIRE(agg->FlushStore().ok());
     return QueryInt(db, "SELECT COUNT(*) FROM telemetry WHERE der_id='ev-1'") > 0;
   }));
 
@@ -110,7 +110,7 @@ TEST_CASE("a schedule request is answered with the cheapest schedule and an EV c
   });
   REQUIRE(delivered);
   REQUIRE(WaitFor([&] {
-    agg->FlushStore();
+    REQUIRE(agg->FlushStore().ok());
     return QueryInt(db,
                     "SELECT COUNT(*) FROM responses WHERE command_id='sch-s-1' AND "
                     "status='SUPERSEDED'") == 1;
@@ -127,7 +127,7 @@ TEST_CASE("a schedule request is answered with the cheapest schedule and an EV c
   grid.set_frequency_hz(60);
   REQUIRE(user.Publish(topics::GridStatus("sub-e"), codec::ToJson(grid)).ok());
   REQUIRE(WaitFor([&] {
-    agg->FlushStore();
+    REQUIRE(agg->FlushStore().ok());
     return QueryInt(db, "SELECT COUNT(*) FROM dispatch_runs WHERE vder_id='sub-e'") == 1;
   }));
   CHECK(QueryInt(db, "SELECT members_active FROM dispatch_runs WHERE vder_id='sub-e'") == 0);
@@ -174,7 +174,7 @@ TEST_CASE("a schedule request is answered with the cheapest schedule and an EV c
                                 start_ms, ready_by_ms + 3600 * 1000)),
              Catch::Contains("missing"));
   REQUIRE(WaitFor([&] {
-    agg->FlushStore();
+    REQUIRE(agg->FlushStore().ok());
     return QueryInt(db, "SELECT COUNT(*) FROM schedule_requests WHERE status='SCHEDULE_FAILED'") ==
            3;
   }));
@@ -208,14 +208,14 @@ TEST_CASE("a schedule request is answered with the cheapest schedule and an EV c
   // and the state of charge rose by the energy asked for (2.5 of 40 kWh).
   REQUIRE(WaitFor(
       [&] {
-        agg->FlushStore();
+        REQUIRE(agg->FlushStore().ok());
         return QueryInt(db, fmt::format("SELECT COUNT(*) FROM telemetry WHERE der_id='ev-1' AND "
                                         "timestamp_ms > {}",
                                         ready_by_ms + 2 * kMinuteMs)) > 0;
       },
       std::chrono::seconds(40)));
   fleet.Stop();
-  agg->FlushStore();
+  REQUIRE(agg->FlushStore().ok());
   sqlite3* conn = nullptr;
   REQUIRE(sqlite3_open_v2(db.c_str(), &conn, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
   sqlite3_stmt* stmt = nullptr;

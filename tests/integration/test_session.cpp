@@ -32,7 +32,7 @@ TEST_CASE("an edge agent's birth makes it online and is stored", "[integration][
 
   REQUIRE(WaitFor([&] { return Online(agg) == 1; }));
   REQUIRE(WaitFor([&] { return edge[0].counters().telemetry_sent >= 2; }));
-  agg->FlushStore();
+  REQUIRE(agg->FlushStore().ok());
   std::string db = agg->db_path();
   CHECK(QueryInt(db,
                  "SELECT bd_seq FROM ders WHERE der_id='bat-1' AND substation_id='sub-a' "
@@ -40,7 +40,7 @@ TEST_CASE("an edge agent's birth makes it online and is stored", "[integration][
   CHECK(QueryInt(db, "SELECT COUNT(*) FROM births WHERE der_id='bat-1'") == 1);
   CHECK(QueryInt(db, "SELECT COUNT(*) FROM status_changes WHERE der_id='bat-1' AND online=1") == 1);
   REQUIRE(WaitFor([&] {
-    agg->FlushStore();
+    REQUIRE(agg->FlushStore().ok());
     return QueryInt(db, "SELECT COUNT(*) FROM telemetry WHERE der_id='bat-1'") >= 1;
   }));
 }
@@ -55,7 +55,7 @@ TEST_CASE("a killed edge agent's will marks it offline", "[integration][session]
   process.Kill();  // no DISCONNECT: the broker publishes the will
 
   REQUIRE(WaitFor([&] { return Online(agg) == 0; }));
-  agg->FlushStore();
+  REQUIRE(agg->FlushStore().ok());
   CHECK(QueryInt(agg->db_path(),
                  "SELECT COUNT(*) FROM status_changes WHERE der_id='bat-kill' "
                  "AND online=0 AND cause='status' AND bd_seq=1") == 1);
@@ -116,7 +116,7 @@ TEST_CASE("telemetry from a DER without a birth gets a rebirth command", "[integ
   REQUIRE(codec::ParseBinary(cmd->payload, "cmd", &command).ok());
   CHECK(command.command() == v1::REBIRTH);
   // The sample itself was accepted and kept.
-  agg->FlushStore();
+  REQUIRE(agg->FlushStore().ok());
   CHECK(QueryInt(agg->db_path(), "SELECT COUNT(*) FROM telemetry WHERE der_id='ghost-1'") == 1);
 }
 

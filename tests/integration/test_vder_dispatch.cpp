@@ -88,7 +88,7 @@ std::unique_ptr<AgentsThread> Batteries(const std::string& uri, const TempDir& d
 
 void AwaitTelemetry(AggregatorThread& agg, int n) {
   REQUIRE(WaitFor([&] {
-    agg->FlushStore();
+    REQUIRE(agg->FlushStore().ok());
     return QueryInt(agg->db_path(), "SELECT COUNT(DISTINCT der_id) FROM telemetry") == n;
   }));
 }
@@ -147,7 +147,7 @@ TEST_CASE("a dispatch to a nested virtual DER reaches the leaf DERs and reports 
 
   std::string db = agg->db_path();
   REQUIRE(WaitFor([&] {
-    agg->FlushStore();
+    REQUIRE(agg->FlushStore().ok());
     return QueryInt(db, "SELECT COUNT(*) FROM dispatch_runs WHERE request_id='n-1'") == 1;
   }));
   // The result agrees with what the DERs answered: three APPLIED setpoints
@@ -204,7 +204,7 @@ TEST_CASE("a member that rejects is replaced in the same run", "[integration][vd
 
   std::string db = agg->db_path();
   REQUIRE(WaitFor([&] {
-    agg->FlushStore();
+    REQUIRE(agg->FlushStore().ok());
     return QueryInt(db, "SELECT COUNT(*) FROM dispatch_runs") == 1;
   }));
   CHECK(rejector.rejected() == 1);
@@ -219,7 +219,7 @@ TEST_CASE("a member that rejects is replaced in the same run", "[integration][vd
                  "state='FAILED' AND applied_kw=0") == 1);
   // And the batteries really export the replacement setpoints.
   REQUIRE(WaitFor([&] {
-    agg->FlushStore();
+    REQUIRE(agg->FlushStore().ok());
     return QueryInt(db,
                     "SELECT COUNT(DISTINCT der_id) FROM telemetry WHERE setpoint_kw=10 AND "
                     "active_power_kw > 9.99") == 3;

@@ -220,7 +220,7 @@ TEST_CASE("rollups of every resolution equal a recomputation from the raw sample
     REQUIRE((*jobs)->RunOnce(now + 20 * kMin + 60000).ok());
   }
   for (const auto& [d, r] : held_back) AddSample(store, *d, ++seq[d->id], r);
-  store.Flush();
+  REQUIRE(store.Flush().ok());
   // A day later everything but the last day is sealed.
   REQUIRE((*jobs)->RunOnce(end + kDayMs).ok());
   CHECK((*jobs)->counters().late_buckets > 0);
@@ -278,7 +278,7 @@ TEST_CASE("retention removes only what has expired", "[history]") {
   for (int64_t t = kT0; t < now - 10 * kMin; t += kMin) {
     AddSample(store, d, ++seq, Raw{t, 1.0, {}, {}});
   }
-  store.Flush();
+  REQUIRE(store.Flush().ok());
   // First pass rolls everything up (a day per pass at most)...
   for (int i = 0; i < 8; ++i) REQUIRE((*jobs)->RunOnce(now).ok());
   Db db(path);
@@ -337,7 +337,7 @@ TEST_CASE("slots agree with a brute-force scan of the raw samples", "[history][s
       capacity[history::BucketStart(t, 300)] += cap * 60 / 300;
     }
   }
-  store.Flush();
+  REQUIRE(store.Flush().ok());
   for (int i = 0; i < 3; ++i) REQUIRE((*jobs)->RunOnce(end + kDayMs).ok());
   for (double threshold : {30.0, 60.0, 90.0}) {
     auto buckets = derms::storage::ReadSeries(path, 300, "vder", "fleet", kT0, end);

@@ -25,59 +25,53 @@ OptionSet& OptionSet::Push(Option o) {
 
 OptionSet& OptionSet::Int(std::string key, int64_t* field, int64_t min, int64_t max,
                           std::string doc) {
-  return Push(Option{
-      std::move(key), std::move(doc),
-      [field](const toml::table& t, std::string_view source, const std::string& full) {
-        return Get(t, source, full, field);
-      },
-      [field, min, max](const std::string& full) {
-        if (*field < min || *field > max) {
-          return Invalid(fmt::format("{} {} outside [{}, {}]", full, *field, min, max));
-        }
-        return Status::Ok();
-      }});
+  return Push(Option{std::move(key), std::move(doc),
+                     [field](const toml::table& t, std::string_view source,
+                             const std::string& full) { return Get(t, source, full, field); },
+                     [field, min, max](const std::string& full) {
+                       if (*field < min || *field > max) {
+                         return Invalid(
+                             fmt::format("{} {} outside [{}, {}]", full, *field, min, max));
+                       }
+                       return Status::Ok();
+                     }});
 }
 
 OptionSet& OptionSet::Real(std::string key, double* field, double min, double max,
                            std::string doc) {
-  return Push(Option{
-      std::move(key), std::move(doc),
-      [field](const toml::table& t, std::string_view source, const std::string& full) {
-        return Get(t, source, full, field);
-      },
-      [field, min, max](const std::string& full) {
-        if (!std::isfinite(*field) || *field < min || *field > max) {
-          return Invalid(fmt::format("{} {} outside [{}, {}]", full, *field, min, max));
-        }
-        return Status::Ok();
-      }});
+  return Push(Option{std::move(key), std::move(doc),
+                     [field](const toml::table& t, std::string_view source,
+                             const std::string& full) { return Get(t, source, full, field); },
+                     [field, min, max](const std::string& full) {
+                       if (!std::isfinite(*field) || *field < min || *field > max) {
+                         return Invalid(
+                             fmt::format("{} {} outside [{}, {}]", full, *field, min, max));
+                       }
+                       return Status::Ok();
+                     }});
 }
 
 OptionSet& OptionSet::Flag(std::string key, bool* field, std::string doc) {
-  return Push(Option{
-      std::move(key), std::move(doc),
-      [field](const toml::table& t, std::string_view source, const std::string& full) {
-        return Get(t, source, full, field);
-      },
-      [](const std::string&) { return Status::Ok(); }});
+  return Push(Option{std::move(key), std::move(doc),
+                     [field](const toml::table& t, std::string_view source,
+                             const std::string& full) { return Get(t, source, full, field); },
+                     [](const std::string&) { return Status::Ok(); }});
 }
 
 OptionSet& OptionSet::Text(std::string key, std::string* field, TextRule rule, std::string doc) {
-  return Push(Option{
-      std::move(key), std::move(doc),
-      [field](const toml::table& t, std::string_view source, const std::string& full) {
-        return Get(t, source, full, field);
-      },
-      [field, rule](const std::string& full) {
-        if (rule == TextRule::kRequired && field->empty()) {
-          return Invalid(fmt::format("{} must not be empty", full));
-        }
-        if (rule == TextRule::kId && !field->empty() && !topics::IsValidId(*field)) {
-          return Invalid(
-              fmt::format("{} '{}' must match [A-Za-z0-9_-]{{1,64}}", full, *field));
-        }
-        return Status::Ok();
-      }});
+  return Push(Option{std::move(key), std::move(doc),
+                     [field](const toml::table& t, std::string_view source,
+                             const std::string& full) { return Get(t, source, full, field); },
+                     [field, rule](const std::string& full) {
+                       if (rule == TextRule::kRequired && field->empty()) {
+                         return Invalid(fmt::format("{} must not be empty", full));
+                       }
+                       if (rule == TextRule::kId && !field->empty() && !topics::IsValidId(*field)) {
+                         return Invalid(
+                             fmt::format("{} '{}' must match [A-Za-z0-9_-]{{1,64}}", full, *field));
+                       }
+                       return Status::Ok();
+                     }});
 }
 
 OptionSet& OptionSet::IdMap(std::string key, std::map<std::string, std::string>* field,
@@ -89,15 +83,16 @@ OptionSet& OptionSet::IdMap(std::string key, std::map<std::string, std::string>*
         const toml::table* table = t.at_path(path).as_table();
         if (table == nullptr) {
           if (t.at_path(path)) {
-            return Status::Error("config_error", fmt::format("{}: {} must be a table", source, path));
+            return Status::Error("config_error",
+                                 fmt::format("{}: {} must be a table", source, path));
           }
           return Status::Ok();
         }
         for (const auto& [k, node] : *table) {
           auto value = node.value_exact<std::string>();
           if (!value) {
-            return Status::Error("config_error", fmt::format("{}: {}.{} must be a string", source,
-                                                             path, k.str()));
+            return Status::Error("config_error",
+                                 fmt::format("{}: {}.{} must be a string", source, path, k.str()));
           }
           (*field)[std::string(k.str())] = *value;
         }
@@ -107,8 +102,8 @@ OptionSet& OptionSet::IdMap(std::string key, std::map<std::string, std::string>*
         std::string path = full.substr(0, full.size() - 2);
         for (const auto& [k, v] : *field) {
           if (!topics::IsValidId(k) || !topics::IsValidId(v)) {
-            return Invalid(fmt::format("{}.{} = '{}': both must match [A-Za-z0-9_-]{{1,64}}", path,
-                                       k, v));
+            return Invalid(
+                fmt::format("{}.{} = '{}': both must match [A-Za-z0-9_-]{{1,64}}", path, k, v));
           }
         }
         return Status::Ok();

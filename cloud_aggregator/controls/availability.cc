@@ -19,9 +19,9 @@ void AvailabilityHolds::Release(const std::string& der_id, const std::string& ho
   auto it = holds_.find(der_id);
   if (it == holds_.end()) return;
   auto& holds = it->second;
-  holds.erase(std::remove_if(holds.begin(), holds.end(),
-                             [&](const Hold& h) { return h.holder == holder; }),
-              holds.end());
+  holds.erase(
+      std::remove_if(holds.begin(), holds.end(), [&](const Hold& h) { return h.holder == holder; }),
+      holds.end());
   if (holds.empty()) holds_.erase(it);
 }
 

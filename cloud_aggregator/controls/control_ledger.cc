@@ -18,8 +18,7 @@ void ControlLedger::Sent(SentControl control) {
   latest_sent_[der_id] = std::move(command_id);
 }
 
-const SentControl* ControlLedger::OnAnswer(const std::string& der_id,
-                                           const std::string& command_id,
+const SentControl* ControlLedger::OnAnswer(const std::string& der_id, const std::string& command_id,
                                            derms::v1::ControlStatus status, double applied_kw) {
   // The control a DER follows ends with it, or when another takes over.
   auto in_force = in_force_.find(der_id);

@@ -28,9 +28,9 @@ namespace derms::controls {
 struct SentControl {
   std::string command_id;
   std::string der_id;
-  int64_t run_id = 0;   // the dispatch run that sent it
-  size_t member = 0;    // the DER's index in that run
-  double kw = 0;        // the setpoint
+  int64_t run_id = 0;  // the dispatch run that sent it
+  size_t member = 0;   // the DER's index in that run
+  double kw = 0;       // the setpoint
   int64_t begins_ms = 0;
   int64_t ends_ms = 0;  // device time
 };

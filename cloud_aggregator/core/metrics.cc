@@ -43,10 +43,10 @@ Gauge& Metrics::AddGauge(std::string name, std::string help) {
   return g;
 }
 
-LabeledCounter& Metrics::AddLabeledCounter(std::string name, std::string label,
-                                           std::string help) {
+LabeledCounter& Metrics::AddLabeledCounter(std::string name, std::string label, std::string help) {
   LabeledCounter& l = labeled_.emplace_back();
-  entries_.push_back(Entry{std::move(name), std::move(help), std::move(label), nullptr, nullptr, &l, nullptr});
+  entries_.push_back(
+      Entry{std::move(name), std::move(help), std::move(label), nullptr, nullptr, &l, nullptr});
   return l;
 }
 

@@ -68,9 +68,9 @@ struct MetricsSnapshot {
     // One value for plain families ("" as the label value).
     std::map<std::string, double> values;
   };
-  std::vector<Family> families;  // in registration order
+  std::vector<Family> families;             // in registration order
   std::map<std::string, std::string> info;  // Info values by name
-  int64_t taken_ms = 0;          // the domain clock when taken
+  int64_t taken_ms = 0;                     // the domain clock when taken
 
   // 0 when the family or label value is absent.
   double Value(const std::string& name, const std::string& label = "") const;

@@ -9,6 +9,7 @@
 #define DERMS_CLOUD_AGGREGATOR_CORE_MODULE_H_
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "cloud_aggregator/core/ports.h"
@@ -25,6 +26,10 @@ class Module {
   virtual std::vector<topics::Kind> Topics() const { return {}; }
   // One message of a declared kind, its topic parsed, its payload non-empty.
   virtual void OnMessage(const Inbound& /*m*/, int64_t /*now_ms*/) {}
+  // The tables the module keeps for itself ("CREATE TABLE IF NOT EXISTS
+  // ..."), created before its first row; it writes them with
+  // storage::TableRowRecord through its RecordSink.
+  virtual std::vector<std::string> Tables() const { return {}; }
   // Adds the module's periodic jobs, once, at wiring time.
   virtual void AddJobs(Scheduler& /*scheduler*/) {}
   // The service stops: close what is in progress (it is stored after this).

@@ -36,8 +36,9 @@ Status Router::Add(Module* module) {
     }
     auto [it, added] = by_kind_.emplace(kind, module);
     if (!added) {
-      return Status::Error("wiring", fmt::format("modules '{}' and '{}' both declare one topic kind",
-                                                 it->second->name(), module->name()));
+      return Status::Error("wiring",
+                           fmt::format("modules '{}' and '{}' both declare one topic kind",
+                                       it->second->name(), module->name()));
     }
   }
   return Status::Ok();
@@ -55,8 +56,7 @@ void Router::Route(Inbound& m, int64_t now_ms) {
   if (m.payload.empty()) {
     // An empty retained payload clears a retained message: nothing to store.
     return intake_.Reject(
-        Status::Error("empty_payload", fmt::format("topic '{}': empty payload", m.topic)),
-        m.topic);
+        Status::Error("empty_payload", fmt::format("topic '{}': empty payload", m.topic)), m.topic);
   }
   auto it = by_kind_.find(parsed->kind);
   if (it == by_kind_.end()) {

@@ -63,7 +63,7 @@ class Scheduler {
     std::string name;
     int64_t period_ms = 0;
     Job job;
-    Work work;  // background jobs
+    Work work;             // background jobs
     int64_t next_ms = -1;  // -1: not yet started
     bool at_start = false;
     std::shared_ptr<bool> busy;  // a background run is in flight

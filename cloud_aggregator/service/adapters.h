@@ -12,8 +12,10 @@
 #include <thread>
 
 #include "cloud_aggregator/core/intake.h"
+#include "cloud_aggregator/core/metrics.h"
 #include "cloud_aggregator/core/ports.h"
 #include "cloud_aggregator/core/scheduler.h"
+#include "cloud_aggregator/storage/journal.h"
 #include "cloud_aggregator/storage/store.h"
 #include "common/clock.h"
 #include "common/mqtt/mqtt_client.h"
@@ -45,6 +47,11 @@ class StoreSink : public RecordSink {
  private:
   storage::Store& store_;
 };
+
+// The store's and the journal's figures (atomics and health owned by their
+// threads) as gauges, refreshed at each snapshot. `journal` may be null.
+void RegisterStorageMetrics(Metrics& metrics, const storage::Store& store,
+                            const storage::Journal* journal);
 
 // The domain clock (possibly simulated) and std::chrono::steady_clock.
 class SystemTime : public TimeSource {

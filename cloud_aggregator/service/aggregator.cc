@@ -105,40 +105,7 @@ Aggregator::Aggregator(const AggregatorOptions& options, const Clock& clock,
       router_(intake_) {}
 
 Status Aggregator::Wire(vder::VderTree tree) {
-  // Figures owned by the store's writer and the journal (atomics).
-  Gauge& stored = metrics_.AddGauge("rows_stored", "records committed (or found already stored)");
-  Gauge& expired = metrics_.AddGauge("rows_expired", "rows removed by retention");
-  Gauge& errors = metrics_.AddGauge("storage_errors", "failed writes and commits");
-  Gauge& journaled = metrics_.AddGauge("journal_appended", "telemetry journaled on arrival");
-  Gauge& journal_errors =
-      metrics_.AddGauge("journal_write_errors", "journal appends that failed (kept in memory)");
-  Gauge& failing = metrics_.AddGauge("storage_failing", "1 while writes fail (retried)");
-  Info& last_error = metrics_.AddInfo("storage_last_error", "why the store fails");
-  Gauge& failing_since = metrics_.AddGauge("storage_failing_since_ms", "when writes began failing");
-  Gauge& retries = metrics_.AddGauge("storage_retries", "failed batches retried");
-  Gauge& held = metrics_.AddGauge("storage_records_held", "records waiting in memory");
-  Gauge& accepted = metrics_.AddGauge("storage_records_accepted", "records handed to the store");
-  Gauge& committed = metrics_.AddGauge("storage_records_committed", "records committed");
-  Gauge& paused = metrics_.AddGauge("ingest_paused", "1 while ingest waits for the store");
-  metrics_.AddCollector([=, &stored, &expired, &errors, &journaled, &journal_errors, &failing,
-                         &last_error, &failing_since, &retries, &held, &accepted, &committed,
-                         &paused] {
-    const auto& c = store_->counters();
-    stored.Set(static_cast<double>(c.committed + c.duplicates));
-    expired.Set(static_cast<double>(c.expired.load()));
-    errors.Set(static_cast<double>(c.errors.load()));
-    journaled.Set(journal_ ? static_cast<double>(journal_->appended()) : 0);
-    journal_errors.Set(journal_ ? static_cast<double>(journal_->write_errors()) : 0);
-    storage::StoreHealth health = store_->health();
-    failing.Set(health.failing ? 1 : 0);
-    last_error.Set(health.last_error);
-    failing_since.Set(static_cast<double>(health.failing_since_ms));
-    retries.Set(static_cast<double>(health.retries));
-    held.Set(static_cast<double>(health.held));
-    accepted.Set(static_cast<double>(health.accepted));
-    committed.Set(static_cast<double>(health.committed));
-    paused.Set(store_->ShouldPause() ? 1 : 0);
-  });
+  RegisterStorageMetrics(metrics_, *store_, journal_.get());
 
   controls_ = std::make_unique<ControlsModule>(outbox_, sink_, intake_, metrics_);
   FleetOptions fleet_options = options_.fleet;
@@ -159,12 +126,13 @@ Status Aggregator::Wire(vder::VderTree tree) {
   auto history = HistoryModule::Create(options_.history, *store_, outbox_, sink_, time_, metrics_);
   if (!history.ok()) return history.status();
   history_ = std::move(history).value();
-  status_ = std::make_unique<StatusModule>(options_.status_interval_s, started_ms_, outbox_,
-                                           metrics_);
+  status_ =
+      std::make_unique<StatusModule>(options_.status_interval_s, started_ms_, outbox_, metrics_);
 
-  Module* modules[] = {controls_.get(), fleet_.get(),   dispatch_.get(),
-                       charging_.get(), history_.get(), status_.get()};
-  for (Module* m : modules) {
+  modules_ = {controls_.get(), fleet_.get(),   dispatch_.get(),
+              charging_.get(), history_.get(), status_.get()};
+  for (Module* m : modules_) {
+    for (auto& create_sql : m->Tables()) sink_.Add(storage::TableSchemaRecord{create_sql});
     Status s = router_.Add(m);
     if (!s.ok()) return s;
     m->AddJobs(scheduler_);
@@ -239,8 +207,11 @@ Stats Aggregator::stats() const {
 
 void Aggregator::Handle(Received& in, int64_t now_ms) {
   mqtt::Message& m = in.message;
-  Inbound message{std::move(m.topic), std::move(m.payload), std::move(m.response_topic),
-                  std::move(m.correlation_data), {}};
+  Inbound message{std::move(m.topic),
+                  std::move(m.payload),
+                  std::move(m.response_topic),
+                  std::move(m.correlation_data),
+                  {}};
   router_.Route(message, now_ms);
   journal_handled_ = std::max(journal_handled_, in.journal_seq);
 }
@@ -295,9 +266,7 @@ void Aggregator::Run(const std::atomic<bool>& stop, std::atomic<bool>* reload) {
   // Whatever the broker already handed us is processed before we go.
   while (auto in = inbound_.PopFor(std::chrono::milliseconds(0))) Handle(*in, time_.NowMs());
   ReleaseJournal();
-  Module* modules[] = {controls_.get(), fleet_.get(),   dispatch_.get(),
-                       charging_.get(), history_.get(), status_.get()};
-  for (Module* m : modules) m->OnStop(time_.NowMs());
+  for (Module* m : modules_) m->OnStop(time_.NowMs());
   if (session_->online()) {
     Status s = client_->PublishAndWait(
         mqtt::Message{

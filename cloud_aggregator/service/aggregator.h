@@ -18,6 +18,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "cloud_aggregator/core/intake.h"
 #include "cloud_aggregator/core/metrics.h"
@@ -124,6 +125,7 @@ class Aggregator {
   std::unique_ptr<ChargingModule> charging_;
   std::unique_ptr<HistoryModule> history_;
   std::unique_ptr<StatusModule> status_;
+  std::vector<Module*> modules_;  // the above, in routing order
   std::unique_ptr<mqtt::Session> session_;
 
   std::atomic<bool> ready_{false};

@@ -41,10 +41,10 @@ struct AggregatorOptions {
   // loses nothing. The journal is replayed at start.
   bool journal = true;
 
-  FleetOptions fleet;             // [registry], [vder_status]
-  DispatchOptions dispatch;       // [dispatch]
-  ChargingOptions schedule;       // [schedule]
-  HistoryModuleOptions history;   // [history], [backup], [[report]]
+  FleetOptions fleet;            // [registry], [vder_status]
+  DispatchOptions dispatch;      // [dispatch]
+  ChargingOptions schedule;      // [schedule]
+  HistoryModuleOptions history;  // [history], [backup], [[report]]
   // Virtual DERs and merit-order costs ([[vder]], [costs]); re-read from
   // `config_path` on SIGHUP.
   vder::VderConfig vders;

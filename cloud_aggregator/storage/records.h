@@ -154,10 +154,32 @@ struct EventRecord {
   std::string payload_json;
 };
 
+// A table a module keeps for itself: "CREATE TABLE IF NOT EXISTS ..." (and
+// its indexes), run by the writer before any row after it. Modules declare
+// theirs (Module::Tables) and the core adds them at start, so a new feature
+// with tables of its own (incidents, notifications, ...) never touches the
+// Store or this variant.
+struct TableSchemaRecord {
+  std::string create_sql;
+};
+// One row of such a table. Names are identifiers ([A-Za-z_][A-Za-z0-9_]*);
+// values bind in column order (monostate is NULL). `replace` upserts by the
+// table's primary key (INSERT OR REPLACE).
+using RowValue = std::variant<std::monostate, int64_t, double, std::string>;
+struct TableRowRecord {
+  std::string table;
+  std::vector<std::string> columns;
+  std::vector<RowValue> values;
+  bool replace = false;
+};
+
+// The rows above that predate modules keep their own alternatives (and
+// their statements in the Store); new features use TableRowRecord.
 using Record =
     std::variant<BirthRecord, StatusRecord, TelemetryRecord, ControlRecord, ResponseRecord,
                  GridStatusRecord, DispatchRunRecord, PriceForecastRecord, PurgePricesRecord,
-                 ScheduleRecord, HistoryWriteRecord, ExpireRecord, VderMembersRecord, EventRecord>;
+                 ScheduleRecord, HistoryWriteRecord, ExpireRecord, VderMembersRecord, EventRecord,
+                 TableSchemaRecord, TableRowRecord>;
 
 }  // namespace derms::storage
 

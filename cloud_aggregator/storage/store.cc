@@ -5,6 +5,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <limits>
 #include <tuple>
@@ -357,6 +358,12 @@ std::string Describe(const Record& record) {
     std::string operator()(const EventRecord& r) const {
       return fmt::format("event {} '{}'", r.kind, r.name);
     }
+    std::string operator()(const TableSchemaRecord& r) const {
+      return fmt::format("schema '{}'", r.create_sql.substr(0, 60));
+    }
+    std::string operator()(const TableRowRecord& r) const {
+      return fmt::format("row of table '{}'", r.table);
+    }
   };
   return std::visit(Visitor{}, record);
 }
@@ -556,6 +563,7 @@ Store::~Store() {
   }
   queue_.Close();
   if (writer_.joinable()) writer_.join();
+  row_statements_.clear();
   statements_.reset();
   sqlite3_close(db_);
 }
@@ -1089,10 +1097,78 @@ int Store::Write(const Record& record, BatchCounts* counts) {
                   .Bind(2, r->name)
                   .Bind(3, r->timestamp_ms)
                   .Bind(4, r->payload_json)
-                  .Run();
+                  .Run();  } else if (const auto* r = std::get_if<TableSchemaRecord>(&record)) {
+    if (sqlite3_exec(st.conn.db, r->create_sql.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK) {
+      st.conn.Fail();
+    }
+  } else if (const auto* r = std::get_if<TableRowRecord>(&record)) {
+    changed = WriteRow(*r);
   }
   if (changed > 0) ++counts->rows;
   return st.conn.code;
+}
+
+namespace {
+
+bool IsIdentifier(const std::string& name) {
+  if (name.empty() || name.size() > 64) return false;
+  if (!(std::isalpha(static_cast<unsigned char>(name[0])) || name[0] == '_')) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+  });
+}
+
+}  // namespace
+
+int Store::WriteRow(const TableRowRecord& r) {
+  Statements& st = *statements_;
+  bool names_ok = IsIdentifier(r.table) && !r.columns.empty() && r.columns.size() == r.values.size();
+  for (const auto& c : r.columns) names_ok = names_ok && IsIdentifier(c);
+  if (!names_ok) {
+    // A bug in the module that built it, not a storage failure: refused
+    // like a constraint (counted, the rest of the batch commits).
+    if (st.conn.code == SQLITE_OK) {
+      st.conn.code = SQLITE_CONSTRAINT;
+      st.conn.message = fmt::format(
+          "row for table '{}': names must be identifiers, one value per column", r.table);
+    }
+    return -1;
+  }
+  std::string key = fmt::format("{}{}({})", r.replace ? "R:" : "I:", r.table, fmt::join(r.columns, ","));
+  auto it = row_statements_.find(key);
+  if (it == row_statements_.end()) {
+    std::vector<std::string> marks(r.columns.size(), "?");
+    std::string sql = fmt::format("INSERT {}INTO {} ({}) VALUES ({})", r.replace ? "OR REPLACE " : "",
+                                  r.table, fmt::join(r.columns, ", "), fmt::join(marks, ", "));
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v3(st.conn.db, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &stmt,
+                           nullptr) != SQLITE_OK) {
+      st.conn.Fail();  // no such table or column: refused as a data error
+      sqlite3_finalize(stmt);
+      return -1;
+    }
+    it = row_statements_.emplace(key, RowStatement(stmt, sqlite3_finalize)).first;
+  }
+  sqlite3_stmt* stmt = it->second.get();
+  for (size_t i = 0; i < r.values.size(); ++i) {
+    int at = static_cast<int>(i) + 1;
+    const RowValue& v = r.values[i];
+    if (const auto* n = std::get_if<int64_t>(&v)) {
+      sqlite3_bind_int64(stmt, at, *n);
+    } else if (const auto* d = std::get_if<double>(&v)) {
+      sqlite3_bind_double(stmt, at, *d);
+    } else if (const auto* t = std::get_if<std::string>(&v)) {
+      sqlite3_bind_text(stmt, at, t->data(), static_cast<int>(t->size()), SQLITE_TRANSIENT);
+    } else {
+      sqlite3_bind_null(stmt, at);
+    }
+  }
+  int rc = sqlite3_step(stmt);
+  int changed = rc == SQLITE_DONE ? sqlite3_changes(st.conn.db) : -1;
+  if (rc != SQLITE_DONE) st.conn.Fail();
+  sqlite3_reset(stmt);
+  sqlite3_clear_bindings(stmt);
+  return changed;
 }
 
 int Store::WriteHistory(const HistoryWriteRecord& r) {

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <functional>
 #include <future>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -34,6 +35,7 @@
 #include "derms/v1/derms.pb.h"
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 namespace derms::storage {
 
@@ -153,6 +155,9 @@ class Store {
   // (extended) result code of the first statement that failed.
   int Write(const Record& record, BatchCounts* counts);
   int WriteHistory(const HistoryWriteRecord& record);
+  // A module's row (TableRowRecord), through a statement prepared once per
+  // table, columns and mode.
+  int WriteRow(const TableRowRecord& record);
   // The batch failed with `error`: enter (or stay in) the error state.
   void NoteFailure(const Status& error, size_t batch_records);
   // Waits out the backoff before the next attempt. False when the store is
@@ -172,6 +177,8 @@ class Store {
   BlockingQueue<Item> queue_;
   struct Statements;
   std::unique_ptr<Statements> statements_;  // writer thread only
+  using RowStatement = std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)>;
+  std::map<std::string, RowStatement> row_statements_;  // writer thread only
   int64_t batch_id_ = 0;                    // writer thread only: the last batch's id
 
   std::atomic<uint64_t> accepted_{0};   // records added

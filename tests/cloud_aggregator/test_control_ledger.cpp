@@ -1,6 +1,5 @@
 // The control ledger (sent, latest, in force) and availability holds.
 #include <catch2/catch.hpp>
-
 #include <random>
 
 #include "cloud_aggregator/controls/availability.h"
@@ -51,15 +50,14 @@ TEST_CASE("a refused newer control leaves the older one in force; a refused one 
   CHECK(l.CheckInvariants().empty());
 }
 
-TEST_CASE("a late acceptance of an older control never puts it back in force",
-          "[unit][controls]") {
+TEST_CASE("a late acceptance of an older control never puts it back in force", "[unit][controls]") {
   ControlLedger l;
   l.Sent(Control("c1", "bat-1", 5.0, 10000));
   l.Sent(Control("c2", "bat-1", 7.0, 10000));
   l.OnAnswer("bat-1", "c1", v1::APPLIED, 0);  // not the latest
   CHECK(l.InForceFor("bat-1", 0) == nullptr);
   l.OnAnswer("bat-1", "c2", v1::APPLIED, 0);
-  l.Release("bat-1");  // told to return to its default
+  l.Release("bat-1");                         // told to return to its default
   l.OnAnswer("bat-1", "c2", v1::APPLIED, 0);  // redelivered
   CHECK(l.InForceFor("bat-1", 0) == nullptr);
   l.Sent(Control("c3", "bat-1", 3.0, 10000));
@@ -99,7 +97,7 @@ TEST_CASE("the ledger's invariants hold under random sends, answers, releases an
           "[unit][controls]") {
   std::mt19937 rng(7);
   ControlLedger l;
-  const v1::ControlStatus statuses[] = {v1::RECEIVED, v1::APPLIED,    v1::CLAMPED,  v1::REJECTED,
+  const v1::ControlStatus statuses[] = {v1::RECEIVED,  v1::APPLIED,    v1::CLAMPED,   v1::REJECTED,
                                         v1::CANCELLED, v1::SUPERSEDED, v1::COMPLETED, v1::EXPIRED};
   int64_t now_ms = 0;
   int next = 0;

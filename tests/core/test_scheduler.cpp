@@ -1,6 +1,5 @@
 // The core: one scheduler for periodic work, topic routing, metrics.
 #include <catch2/catch.hpp>
-
 #include <vector>
 
 #include "cloud_aggregator/core/intake.h"
@@ -39,7 +38,8 @@ TEST_CASE("periodic jobs run once per period, once when behind, at start when as
   Scheduler s;
   std::vector<int64_t> every_second, at_start, each_tick;
   s.Every("a", 1000, [&](int64_t now) { every_second.push_back(now); });
-  s.Every("b", 1000, [&](int64_t now) { at_start.push_back(now); }, true);
+  s.Every(
+      "b", 1000, [&](int64_t now) { at_start.push_back(now); }, true);
   s.Every("c", 0, [&](int64_t now) { each_tick.push_back(now); });
   s.Tick(0, 100);
   CHECK(every_second.empty());
@@ -88,7 +88,9 @@ class Recorder : public Module {
   explicit Recorder(std::vector<derms::topics::Kind> kinds) : kinds_(std::move(kinds)) {}
   const char* name() const override { return "recorder"; }
   std::vector<derms::topics::Kind> Topics() const override { return kinds_; }
-  void OnMessage(const derms::aggregator::Inbound& m, int64_t) override { seen.push_back(m.parsed.id); }
+  void OnMessage(const derms::aggregator::Inbound& m, int64_t) override {
+    seen.push_back(m.parsed.id);
+  }
   std::vector<std::string> seen;
 
  private:

@@ -37,9 +37,8 @@ class ModuleRig {
     REQUIRE(tree.ok());
     vder::VderConfig config;
     config.vders = o.vders;
-    fleet = std::make_unique<aggregator::FleetModule>(o.fleet, config, std::move(tree).value(),
-                                                      outbox, sink, time, intake, metrics,
-                                                      *controls);
+    fleet = std::make_unique<aggregator::FleetModule>(
+        o.fleet, config, std::move(tree).value(), outbox, sink, time, intake, metrics, *controls);
     dispatch = std::make_unique<aggregator::DispatchModule>(
         o.dispatch, outbox, sink, time, intake, metrics, *fleet, *fleet, *controls,
         controls->ledger(), controls->holds(), 0);

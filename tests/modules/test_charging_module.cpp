@@ -37,9 +37,10 @@ RigOptions Options() {
 
 }  // namespace
 
-TEST_CASE("a schedule is solved at the cheapest hours, sent to the DER, and holds it out of "
-          "dispatch until it ends",
-          "[unit][modules][charging]") {
+TEST_CASE(
+    "a schedule is solved at the cheapest hours, sent to the DER, and holds it out of "
+    "dispatch until it ends",
+    "[unit][modules][charging]") {
   ModuleRig rig(Options());
   rig.Battery("ev-1", "sub-1", 10);
   rig.Send(topics::PriceForecast("NODE-A"), Prices("NODE-A", kT0));
@@ -84,7 +85,8 @@ TEST_CASE("a schedule is solved at the cheapest hours, sent to the DER, and hold
   CHECK(rig.outbox.Decode<v1::ScheduleResult>(results[1]).status() == v1::SCHEDULE_DELIVERED);
 }
 
-TEST_CASE("a DER that rejects its schedule is released back to dispatch", "[unit][modules][charging]") {
+TEST_CASE("a DER that rejects its schedule is released back to dispatch",
+          "[unit][modules][charging]") {
   ModuleRig rig(Options());
   rig.Battery("ev-1", "sub-1", 10);
   rig.Send(topics::PriceForecast("NODE-A"), Prices("NODE-A", kT0));
@@ -125,7 +127,8 @@ TEST_CASE("a result fetched again by id is read off the processing thread and an
   CHECK(missing.reason() == "no schedule request 'never' is known");
 }
 
-TEST_CASE("a request for a node without prices fails with the reason", "[unit][modules][charging]") {
+TEST_CASE("a request for a node without prices fails with the reason",
+          "[unit][modules][charging]") {
   ModuleRig rig(Options());
   v1::ScheduleRequest q;
   q.set_request_id("x-1");

@@ -62,9 +62,10 @@ TEST_CASE("a grid imbalance is shared by the active batteries and the run is rec
   CHECK(rig.controls->ledger().InForceFor("bat-1", rig.time.NowMs()) != nullptr);
 }
 
-TEST_CASE("a silent member is told to return to default when its deadline passes, and the "
-          "shortfall moves to the others",
-          "[unit][modules][dispatch]") {
+TEST_CASE(
+    "a silent member is told to return to default when its deadline passes, and the "
+    "shortfall moves to the others",
+    "[unit][modules][dispatch]") {
   ModuleRig rig(TwoBatteriesAtSub1());
   rig.Battery("bat-1", "sub-1", 10);
   rig.Battery("bat-2", "sub-1", 10);
@@ -93,8 +94,7 @@ TEST_CASE("a silent member is told to return to default when its deadline passes
   CHECK(rig.controls->ledger().InForceFor("bat-2", rig.time.NowMs()) == nullptr);
 }
 
-TEST_CASE("a DER under an availability hold is left out of dispatch",
-          "[unit][modules][dispatch]") {
+TEST_CASE("a DER under an availability hold is left out of dispatch", "[unit][modules][dispatch]") {
   ModuleRig rig(TwoBatteriesAtSub1());
   rig.Battery("bat-1", "sub-1", 10);
   rig.Battery("bat-2", "sub-1", 10);
@@ -107,9 +107,10 @@ TEST_CASE("a DER under an availability hold is left out of dispatch",
   CHECK(c1[0].intervals(0).target_kw() == Approx(6.0));
 }
 
-TEST_CASE("a newer run supersedes an older one over the same DERs, and unneeded setpoints are "
-          "released",
-          "[unit][modules][dispatch]") {
+TEST_CASE(
+    "a newer run supersedes an older one over the same DERs, and unneeded setpoints are "
+    "released",
+    "[unit][modules][dispatch]") {
   ModuleRig rig(TwoBatteriesAtSub1());
   rig.Battery("bat-1", "sub-1", 10);
   rig.Battery("bat-2", "sub-1", 10);

@@ -214,3 +214,43 @@ TEST_CASE(
   REQUIRE((*again)->Flush().ok());
   CHECK(Count(path, "SELECT COUNT(*) FROM telemetry") == 101);
 }
+
+TEST_CASE("a module's own table is created and written through generic rows; a bad row is "
+          "refused alone",
+          "[storage]") {
+  using derms::storage::RowValue;
+  using derms::storage::TableRowRecord;
+  using derms::storage::TableSchemaRecord;
+  TempDir dir;
+  const std::string path = (dir.path / "derms.db").string();
+  {
+    auto store = Store::Open(FastRetries(path));
+    REQUIRE(store.ok());
+    (*store)->Add(TableSchemaRecord{
+        "CREATE TABLE IF NOT EXISTS incidents (id INTEGER PRIMARY KEY, der_id TEXT NOT NULL, "
+        "opened_ms INTEGER, severity REAL, note TEXT)"});
+    (*store)->Add(TableRowRecord{"incidents",
+                                 {"id", "der_id", "opened_ms", "severity", "note"},
+                                 {RowValue{int64_t{1}}, RowValue{std::string("bat-1")},
+                                  RowValue{int64_t{1700000000000}}, RowValue{0.5}, RowValue{}}});
+    // Same key again, replacing: an upsert.
+    (*store)->Add(TableRowRecord{"incidents",
+                                 {"id", "der_id", "severity"},
+                                 {RowValue{int64_t{1}}, RowValue{std::string("bat-1")},
+                                  RowValue{0.9}},
+                                 true});
+    // Refused alone: an unknown table, a name that is not an identifier, a
+    // NOT NULL column left NULL.
+    (*store)->Add(TableRowRecord{"nowhere", {"id"}, {RowValue{int64_t{2}}}});
+    (*store)->Add(TableRowRecord{"incidents; DROP TABLE ders", {"id"}, {RowValue{int64_t{3}}}});
+    (*store)->Add(TableRowRecord{"incidents", {"id", "der_id"}, {RowValue{int64_t{4}}, RowValue{}}});
+    (*store)->Add(TableRowRecord{"incidents",
+                                 {"id", "der_id"},
+                                 {RowValue{int64_t{5}}, RowValue{std::string("pv-2")}}});
+    REQUIRE((*store)->Flush().ok());
+    CHECK((*store)->counters().errors == 3);
+  }
+  CHECK(Count(path, "SELECT COUNT(*) FROM incidents") == 2);
+  CHECK(Count(path, "SELECT CAST(severity * 10 AS INTEGER) FROM incidents WHERE id = 1") == 9);
+  CHECK(Count(path, "SELECT COUNT(*) FROM ders") == 0);  // the table is still there
+}

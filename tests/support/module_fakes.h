@@ -29,7 +29,8 @@ class FakeOutbox : public aggregator::Outbox {
   }
   void Reply(const std::string& response_topic, const std::string& correlation_data,
              const std::string& payload) override {
-    if (!response_topic.empty()) replies.push_back({response_topic, payload, false, correlation_data});
+    if (!response_topic.empty())
+      replies.push_back({response_topic, payload, false, correlation_data});
   }
   bool online() const override { return is_online; }
 

@@ -94,11 +94,12 @@ void ChargingModule::OnPriceForecast(const Inbound& m, int64_t now_ms) {
   const std::string& kind = m.parsed.id;
   const std::string& node = m.parsed.key;
   if (kind != "price") {
-    return intake_.Reject(Status::Error("unsupported_forecast",
-                                fmt::format("topic '{}': forecast kind '{}' is not consumed "
-                                            "(only forecast/price/{{node}})",
-                                            m.topic, kind)),
-                  m.topic);
+    return intake_.Reject(
+        Status::Error("unsupported_forecast",
+                      fmt::format("topic '{}': forecast kind '{}' is not consumed "
+                                  "(only forecast/price/{{node}})",
+                                  m.topic, kind)),
+        m.topic);
   }
   derms::v1::PriceForecast f;
   Status s = codec::ParseOperator(m.payload, fmt::format("price forecast for node '{}'", node), &f);
@@ -182,9 +183,10 @@ void ChargingModule::OnScheduleRequest(const Inbound& m, int64_t now_ms) {
   sink_.Add(storage::ScheduleRecord{q, result, entry.received_ms, now_ms});
   Solve(entry, now_ms);
   if (result.status() == derms::v1::SCHEDULE_FAILED) {
-    intake_.Reject(Status::Error("invalid_schedule_request",
-                         fmt::format("schedule request '{}': {}", q.request_id(), result.reason())),
-           m.topic);
+    intake_.Reject(
+        Status::Error("invalid_schedule_request",
+                      fmt::format("schedule request '{}': {}", q.request_id(), result.reason())),
+        m.topic);
   } else {
     intake_.Accept();
   }
@@ -308,8 +310,7 @@ void ChargingModule::Solve(ScheduleEntry& entry, int64_t now_ms) {
   const registry::DerState* der = first_der.empty() ? nullptr : fleet_.Find(first_der);
   if (node.empty() && der != nullptr && der->has_birth) {
     auto mapped = options_.nodes.find(der->birth.substation_id());
-    node =
-        mapped != options_.nodes.end() ? mapped->second : options_.default_node;
+    node = mapped != options_.nodes.end() ? mapped->second : options_.default_node;
   }
   if (node.empty()) {
     return fail(first_der.empty()
@@ -456,9 +457,8 @@ void ChargingModule::Keep(const std::string& id, ScheduleEntry entry) {
 }
 
 void ChargingModule::Publish(const derms::v1::ScheduleResult& result,
-                             const std::string& response_topic,
-                             const std::string& correlation_data, int64_t now_ms,
-                             bool on_result_topic) {
+                             const std::string& response_topic, const std::string& correlation_data,
+                             int64_t now_ms, bool on_result_topic) {
   derms::v1::ScheduleResult stamped = result;
   stamped.set_timestamp_ms(now_ms);
   std::string json = codec::ToJson(stamped);

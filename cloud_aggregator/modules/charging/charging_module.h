@@ -95,8 +95,8 @@ class ChargingModule : public Module, public ControlAnswers {
   Scheduler& scheduler_;
   const ResultArchive archive_;
   scheduling::PriceBook price_book_;
-  std::map<std::string, ScheduleEntry> schedules_;  // by request_id
-  std::deque<std::string> schedule_order_;           // request_ids, oldest first
+  std::map<std::string, ScheduleEntry> schedules_;         // by request_id
+  std::deque<std::string> schedule_order_;                 // request_ids, oldest first
   std::unordered_map<std::string, std::string> commands_;  // command_id -> request_id
   uint64_t schedules_made_ = 0;
 };

@@ -11,8 +11,7 @@ ControlsModule::ControlsModule(Outbox& outbox, RecordSink& sink, Intake& intake,
       sink_(sink),
       intake_(intake),
       controls_sent_(metrics.AddCounter("controls_sent", "controls published to DERs")),
-      responses_(metrics.AddCounter("control_responses", "answers from DERs to controls")) {
-}
+      responses_(metrics.AddCounter("control_responses", "answers from DERs to controls")) {}
 
 void ControlsModule::OnMessage(const Inbound& m, int64_t now_ms) {
   const std::string& der_id = m.parsed.id;

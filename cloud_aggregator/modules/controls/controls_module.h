@@ -26,8 +26,7 @@ class ControlsModule : public Module, public ControlChannel {
   void OnMessage(const Inbound& m, int64_t now_ms) override;
   void AddJobs(Scheduler& scheduler) override;
 
-  void SendControl(derms::v1::Control control, const std::string& der_id,
-                   int64_t run_id) override;
+  void SendControl(derms::v1::Control control, const std::string& der_id, int64_t run_id) override;
   void SendCommand(const std::string& der_id, derms::v1::NodeCommandType type,
                    const std::string& reason, int64_t now_ms) override;
 

@@ -265,8 +265,7 @@ void DispatchModule::StartRun(int root, double requested_kw, storage::DispatchRu
   if (!run.run->Waiting()) Advance(run_id, now_ms);
 }
 
-void DispatchModule::SendRound(ActiveRun& run, const std::vector<size_t>& members,
-                               int64_t now_ms) {
+void DispatchModule::SendRound(ActiveRun& run, const std::vector<size_t>& members, int64_t now_ms) {
   const int64_t run_id = run.record.run_id;
   for (size_t i : members) {
     const workflow::RunMember& m = run.run->members()[i];
@@ -297,8 +296,8 @@ void DispatchModule::ReleaseUnneeded(const ActiveRun& run, int64_t now_ms) {
   for (const std::string& der_id : ledger_.DersInForce()) {
     const controls::InForce* in_force = ledger_.InForceFor(der_id, INT64_MIN);
     int claimant = vders.claimant(der_id);
-    bool in_reach = in_force != nullptr && in_force->run_id != run.record.run_id &&
-                    claimant >= 0 && tree.IsWithin(claimant, run.root);
+    bool in_reach = in_force != nullptr && in_force->run_id != run.record.run_id && claimant >= 0 &&
+                    tree.IsWithin(claimant, run.root);
     if (in_reach && !substation_id.empty()) {
       const registry::DerState* der = fleet_.Find(der_id);
       in_reach = der != nullptr && der->birth.substation_id() == substation_id;
@@ -341,8 +340,7 @@ void DispatchModule::OnControlResponse(const std::string& der_id,
   if (sent == nullptr || sent->der_id != der_id) return;
   auto run = runs_.find(sent->run_id);
   if (run == runs_.end()) return;
-  run->second.run->OnResponse(sent->member, r.command_id(), r.status(), r.applied_kw(),
-                              r.reason());
+  run->second.run->OnResponse(sent->member, r.command_id(), r.status(), r.applied_kw(), r.reason());
   if (!run->second.run->Waiting()) Advance(sent->run_id, now_ms);
 }
 

@@ -24,10 +24,9 @@ void FleetOptions::Describe(config::OptionSet& set) {
            "an aggregate moving this much (kW) publishes it early");
 }
 
-FleetModule::FleetModule(const FleetOptions& options, vder::VderConfig config,
-                         vder::VderTree tree, Outbox& outbox, RecordSink& sink,
-                         const TimeSource& time, Intake& intake, Metrics& metrics,
-                         ControlChannel& controls)
+FleetModule::FleetModule(const FleetOptions& options, vder::VderConfig config, vder::VderTree tree,
+                         Outbox& outbox, RecordSink& sink, const TimeSource& time, Intake& intake,
+                         Metrics& metrics, ControlChannel& controls)
     : options_(options),
       outbox_(outbox),
       sink_(sink),
@@ -274,8 +273,8 @@ void FleetModule::PublishVderStatuses(bool force_all) {
 void FleetModule::Reload(const ConfigLoader& load, const std::function<void(int64_t)>& before,
                          int64_t now_ms) {
   auto loaded = load();
-  StatusOr<vder::VderTree> tree =
-      loaded.ok() ? vder::VderTree::Build(loaded->vders) : StatusOr<vder::VderTree>(loaded.status());
+  StatusOr<vder::VderTree> tree = loaded.ok() ? vder::VderTree::Build(loaded->vders)
+                                              : StatusOr<vder::VderTree>(loaded.status());
   if (!tree.ok()) {
     reloads_rejected_.Add();
     spdlog::error("configuration reload rejected, the running virtual DERs stay in force: {}",

@@ -53,8 +53,7 @@ class FleetModule : public Module, public FleetView, public VderBoard {
 
   // Replaces the virtual DER tree and costs; `before` runs first (dispatch
   // ends the runs of the old tree). A loader error leaves all as it was.
-  void Reload(const ConfigLoader& load, const std::function<void(int64_t)>& before,
-              int64_t now_ms);
+  void Reload(const ConfigLoader& load, const std::function<void(int64_t)>& before, int64_t now_ms);
 
   // FleetView.
   const registry::DerState* Find(const std::string& der_id) const override {
@@ -106,7 +105,7 @@ class FleetModule : public Module, public FleetView, public VderBoard {
   registry::DerRegistry registry_;
   vder::VderConfig config_;
   std::unique_ptr<vder::VderFleet> fleet_;
-  std::vector<VderView> views_;  // by virtual DER index
+  std::vector<VderView> views_;     // by virtual DER index
   bool membership_changed_ = true;  // since StoreMembership
 
   Gauge& ders_known_;

@@ -33,8 +33,7 @@ void HistoryModuleOptions::Describe(config::OptionSet& set) {
            "telemetry interval assumed for a DER whose birth gave none");
   set.Text("backup.dir", &backup_dir, config::OptionSet::TextRule::kAny,
            "online backups go here (empty: no backups)");
-  set.Int("backup.interval_s", &backup_interval_s, 60, 30 * 86400,
-          "wall seconds between backups");
+  set.Int("backup.interval_s", &backup_interval_s, 60, 30 * 86400, "wall seconds between backups");
   set.Int("backup.keep", &backup_keep, 1, 1000, "backups kept; older ones are removed");
   set.Text("backup.command", &backup_command, config::OptionSet::TextRule::kAny,
            "run after each verified backup with DERMS_BACKUP_FILE set (off-site copy)");
@@ -95,9 +94,11 @@ Status HistoryModuleOptions::ReadReports(const toml::table& t, const std::string
   return Status::Ok();
 }
 
-StatusOr<std::unique_ptr<HistoryModule>> HistoryModule::Create(
-    const HistoryModuleOptions& options, storage::Store& store, Outbox& outbox, RecordSink& sink,
-    const TimeSource& time, Metrics& metrics) {
+StatusOr<std::unique_ptr<HistoryModule>> HistoryModule::Create(const HistoryModuleOptions& options,
+                                                               storage::Store& store,
+                                                               Outbox& outbox, RecordSink& sink,
+                                                               const TimeSource& time,
+                                                               Metrics& metrics) {
   // No thread of its own (interval 0): the scheduler runs its passes.
   storage::HistoryOptions jobs_options = options.jobs;
   jobs_options.interval_s = 0;
@@ -106,7 +107,8 @@ StatusOr<std::unique_ptr<HistoryModule>> HistoryModule::Create(
   auto module = std::unique_ptr<HistoryModule>(
       new HistoryModule(options, store, std::move(jobs).value(), outbox, sink));
   const storage::HistoryCounters& c = module->jobs_->counters();
-  Gauge& watermark = metrics.AddGauge("rollup_watermark_ms", "5-minute buckets before this are rolled up");
+  Gauge& watermark =
+      metrics.AddGauge("rollup_watermark_ms", "5-minute buckets before this are rolled up");
   Gauge& buckets = metrics.AddGauge("rollup_buckets_written", "rollup buckets written");
   Gauge& late = metrics.AddGauge("rollup_late_buckets", "5-minute buckets redone for late samples");
   Gauge& sealed = metrics.AddGauge("rollup_chunks_sealed", "chunks of buckets compressed");
@@ -127,13 +129,12 @@ HistoryModule::HistoryModule(const HistoryModuleOptions& options, storage::Store
     : options_(options), store_(store), jobs_(std::move(jobs)), outbox_(outbox), sink_(sink) {}
 
 void HistoryModule::AddJobs(Scheduler& scheduler) {
-  scheduler.EveryInBackground(
-      "history.rollups", options_.jobs.interval_s * 1000,
-      [this](int64_t now_ms) -> Scheduler::Completion {
-        Status s = jobs_->RunOnce(now_ms);
-        if (!s.ok()) spdlog::error("history jobs: {}", s.message());
-        return nullptr;
-      });
+  scheduler.EveryInBackground("history.rollups", options_.jobs.interval_s * 1000,
+                              [this](int64_t now_ms) -> Scheduler::Completion {
+                                Status s = jobs_->RunOnce(now_ms);
+                                if (!s.ok()) spdlog::error("history jobs: {}", s.message());
+                                return nullptr;
+                              });
   for (const auto& report : options_.reports) {
     scheduler.EveryInBackground("report." + report.name, report.every_s * 1000,
                                 [this, report](int64_t now_ms) -> Scheduler::Completion {

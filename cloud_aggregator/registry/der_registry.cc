@@ -1,6 +1,7 @@
 #include "cloud_aggregator/registry/der_registry.h"
 
 #include <algorithm>
+#include <cstdint>
 
 namespace derms::registry {
 
@@ -76,21 +77,48 @@ DerRegistry::Outcome DerRegistry::OnStatus(const derms::v1::DerStatus& status, i
 DerRegistry::Outcome DerRegistry::OnTelemetry(const derms::v1::Telemetry& t, int64_t now_ms) {
   DerState& der = Get(t.der_id());
   Outcome out;
-  if (!der.has_birth && now_ms - der.rebirth_requested_ms >= options_.rebirth_min_interval_ms) {
-    der.rebirth_requested_ms = now_ms;
-    out.request_rebirth = true;
-  }
-  if (der.has_telemetry && t.seq() <= der.last.seq()) {
-    out.stale = true;  // redelivered or historical: stored, but not the newest state
+  if (!der.has_birth) {
+    // Nothing to check it against, and no session to place it in.
+    out.unborn = true;
+    if (now_ms - der.rebirth_requested_ms >= options_.rebirth_min_interval_ms) {
+      der.rebirth_requested_ms = now_ms;
+      out.request_rebirth = true;
+    }
     return out;
   }
-  der.last = t;
-  der.has_telemetry = true;
-  if (!t.is_historical()) der.last_heard_ms = now_ms;
+  const bool live = !t.is_historical();
+  if (der.has_telemetry && t.seq() > der.last.seq()) {
+    uint64_t ceiling =
+        SeqCeiling(der, der.last.seq(), der.last_adopted_ms, der.last_bd_seq, now_ms);
+    if (t.seq() > ceiling) {
+      bool continues =
+          der.jump_run > 0 && t.seq() > der.jump_seq &&
+          t.seq() <= SeqCeiling(der, der.jump_seq, der.jump_heard_ms, der.jump_bd_seq, now_ms);
+      der.jump_run = continues ? der.jump_run + 1 : 1;
+      der.jump_seq = t.seq();
+      der.jump_heard_ms = now_ms;
+      der.jump_bd_seq = der.bd_seq;
+      if (der.jump_run < options_.seq_jump_confirmations) {
+        out.seq_jump = true;
+        out.seq_ceiling = ceiling;
+        return out;
+      }
+      out.seq_rebased = true;
+    }
+  }
+  if (live) der.last_heard_ms = std::max(der.last_heard_ms, now_ms);
+  if (der.has_telemetry && t.seq() <= der.last.seq()) {
+    out.stale = true;  // redelivered or historical: stored, but not the newest state
+  } else {
+    der.last = t;
+    der.has_telemetry = true;
+    der.last_adopted_ms = now_ms;
+    der.last_bd_seq = der.bd_seq;
+    der.jump_run = 0;  // the adopted sequence goes on (or a jump was confirmed)
+  }
   // Silence made it offline; hearing it again brings it back. An explicit
   // offline status waits for the next birth instead.
-  if (!der.online && der.offline_cause == OfflineCause::kSilence && der.has_birth &&
-      !t.is_historical()) {
+  if (!der.online && der.offline_cause == OfflineCause::kSilence && live) {
     SetOnline(der, true);
     der.offline_cause = OfflineCause::kNone;
     out.change = Change::kOnline;
@@ -98,10 +126,24 @@ DerRegistry::Outcome DerRegistry::OnTelemetry(const derms::v1::Telemetry& t, int
   return out;
 }
 
-bool DerRegistry::Silent(const DerState& der, int64_t now_ms) const {
+int64_t DerRegistry::IntervalMs(const DerState& der) const {
   int64_t interval_ms = der.telemetry_interval_ms();
-  if (interval_ms <= 0) interval_ms = options_.default_telemetry_interval_s * 1000;
-  return now_ms - der.last_heard_ms > options_.offline_after_intervals * interval_ms;
+  return interval_ms > 0 ? interval_ms : options_.default_telemetry_interval_s * 1000;
+}
+
+uint64_t DerRegistry::SeqCeiling(const DerState& der, uint64_t seq, int64_t heard_ms,
+                                 uint64_t bd_seq, int64_t now_ms) const {
+  const int64_t elapsed_ms = std::max<int64_t>(0, now_ms - heard_ms);
+  const uint64_t sessions = der.bd_seq > bd_seq ? std::min<uint64_t>(der.bd_seq - bd_seq, 8) : 0;
+  const uint64_t allowed = static_cast<uint64_t>(options_.seq_pace) *
+                               (static_cast<uint64_t>(elapsed_ms / IntervalMs(der)) + 1) +
+                           static_cast<uint64_t>(options_.seq_slack) +
+                           static_cast<uint64_t>(options_.seq_session_slack) * sessions;
+  return seq > UINT64_MAX - allowed ? UINT64_MAX : seq + allowed;
+}
+
+bool DerRegistry::Silent(const DerState& der, int64_t now_ms) const {
+  return now_ms - der.last_heard_ms > options_.offline_after_intervals * IntervalMs(der);
 }
 
 std::vector<std::string> DerRegistry::ExpireSilent(int64_t now_ms) {

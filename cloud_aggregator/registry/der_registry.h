@@ -1,9 +1,37 @@
-// What the cloud knows of each DER, and the contract's rules for it:
-// online on a birth or online status of the current session, offline on an
-// offline status carrying the current bd_seq or when telemetry is silent for
-// `offline_after_intervals` intervals; a late will from an older session
-// changes nothing. Pure logic: the caller passes time and messages in.
-// Not thread-safe: owned by the aggregator's processing thread.
+// What the cloud knows of each DER, and the contract's rules for it.
+// Pure logic: the caller passes time and messages in. Not thread-safe: owned
+// by the aggregator's processing thread.
+//
+// Online and offline: online on a birth or online status of the current
+// session; offline on an offline status carrying the current bd_seq, or when
+// no live telemetry has *arrived* for `offline_after_intervals` intervals; a
+// late will from an older session changes nothing.
+//
+// Telemetry and its seq. The edge numbers telemetry with one counter for its
+// whole life: +1 per sample, never reset by a new session or a restart (it
+// persists a reserved block of 256 and continues above it, so a restart may
+// skip up to 256). A new bd_seq therefore does not start seq anew. For each
+// sample, against the DER's newest adopted sample N (seq S, arrived at A,
+// in session B):
+//  - no birth yet: nothing to check it against; not adopted (`unborn`), a
+//    rebirth requested at most every `rebirth_min_interval_ms`;
+//  - no newest yet (the DER's first sample since the aggregator started):
+//    adopted, there being nothing to judge it against;
+//  - seq <= S: `stale` (a redelivery or a sample from the edge's buffer);
+//    not adopted, but a live one still counts as the DER being heard from;
+//  - S < seq <= ceiling, where ceiling = S + `seq_pace` x (elapsed / interval
+//    + 1) + `seq_slack` + `seq_session_slack` x (sessions since B, at most
+//    8), elapsed = now - A: adopted as the newest state;
+//  - seq > ceiling: a `seq_jump`, more samples than the DER's interval and
+//    the elapsed time allow. Suspicious, not authoritative: not adopted and
+//    not counted as hearing from the DER. Only a run of
+//    `seq_jump_confirmations` such samples, each continuing the last within
+//    the same ceiling rule and with no adopted sample in between (the old
+//    sequence has stopped), is adopted, as a re-based counter would be.
+// Freshness is judged by arrival: any live (not is_historical) sample that is
+// not a seq_jump refreshes `last_heard_ms` and brings a DER that went offline
+// by silence back online, whatever its seq; so one forged sample with a huge
+// seq can neither freeze a DER's state nor silence it.
 #ifndef DERMS_CLOUD_AGGREGATOR_REGISTRY_DER_REGISTRY_H_
 #define DERMS_CLOUD_AGGREGATOR_REGISTRY_DER_REGISTRY_H_
 
@@ -26,9 +54,16 @@ struct DerState {
   OfflineCause offline_cause = OfflineCause::kNone;
   uint64_t bd_seq = 0;  // session of the last birth or status accepted
   bool has_telemetry = false;
-  derms::v1::Telemetry last;  // newest by seq
-  int64_t last_heard_ms = 0;  // when telemetry last arrived
+  derms::v1::Telemetry last;    // newest adopted, by seq
+  int64_t last_adopted_ms = 0;  // when `last` arrived
+  uint64_t last_bd_seq = 0;     // the session in force when `last` arrived
+  int64_t last_heard_ms = 0;    // when live telemetry (not a seq jump) last arrived
   int64_t rebirth_requested_ms = 0;
+  // The run of seq jumps being watched (jump_run 0: none).
+  int jump_run = 0;
+  uint64_t jump_seq = 0;
+  int64_t jump_heard_ms = 0;
+  uint64_t jump_bd_seq = 0;
 
   // A CRITICAL alarm in the newest telemetry: a hardware fault.
   bool faulted() const;
@@ -42,6 +77,16 @@ struct RegistryOptions {
   int64_t default_telemetry_interval_s = 300;
   // Least time between two rebirth requests to the same DER.
   int64_t rebirth_min_interval_ms = 30000;
+  // The seq ceiling (header comment): samples per interval elapsed, allowing
+  // for jitter and a buffer flushed after a reconnect...
+  int64_t seq_pace = 2;
+  // ...plus this many at any time...
+  int64_t seq_slack = 64;
+  // ...plus this many per new session since the newest sample (an edge
+  // restart skips at most its reserved block of 256).
+  int64_t seq_session_slack = 512;
+  // Seq jumps in a row, each continuing the last, that re-base the counter.
+  int seq_jump_confirmations = 3;
 };
 
 enum class Change { kNone, kOnline, kOffline };
@@ -54,6 +99,10 @@ class DerRegistry {
     bool stale = false;             // from an older session, or an old seq: ignored
     Change change = Change::kNone;  // online state flipped
     bool request_rebirth = false;   // telemetry from a DER with no birth
+    bool unborn = false;            // telemetry from a DER with no birth: not adopted
+    bool seq_jump = false;          // seq beyond the ceiling: not adopted (header comment)
+    bool seq_rebased = false;       // a confirmed run of seq jumps was adopted
+    uint64_t seq_ceiling = 0;       // for a seq_jump: the highest seq that was plausible
   };
   // REQUIRES: each message passed its Validate* check.
   Outcome OnBirth(const derms::v1::DerBirth& birth, int64_t now_ms);
@@ -76,6 +125,11 @@ class DerRegistry {
  private:
   DerState& Get(const std::string& der_id);
   bool Silent(const DerState& der, int64_t now_ms) const;
+  int64_t IntervalMs(const DerState& der) const;
+  // The highest seq plausible `now_ms` for a DER whose newest seq was `seq`,
+  // arriving at `heard_ms` in session `bd_seq` (header comment).
+  uint64_t SeqCeiling(const DerState& der, uint64_t seq, int64_t heard_ms, uint64_t bd_seq,
+                      int64_t now_ms) const;
   // Every change of DerState::online goes through here, keeping the count.
   void SetOnline(DerState& der, bool online);
 

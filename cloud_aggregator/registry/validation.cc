@@ -2,7 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
+#include <string>
 
 #include "common/topics.h"
 
@@ -132,6 +134,57 @@ Status ValidateTelemetry(const derms::v1::Telemetry& m, std::string_view topic_i
     }
   }
   return Status::Ok();
+}
+
+Status CheckTelemetryPlausible(const derms::v1::Telemetry& m, const derms::v1::DerBirth& birth,
+                               int64_t now_ms, const PlausibilityOptions& o) {
+  Checker c("telemetry from der", m.der_id());
+  // Rounded to the watt, so that a message reads 55.5 rather than 55.50000000000001.
+  auto limit = [&](double rated_kw) {
+    return std::round((rated_kw * (1 + o.nameplate_tolerance) + o.nameplate_slack_kw) * 1000) /
+           1000;
+  };
+  const double discharge = limit(birth.max_discharge_kw());
+  const double charge = limit(birth.max_charge_kw());
+  const double apparent = limit(std::max(birth.max_discharge_kw(), birth.max_charge_kw()));
+  const std::string nameplate = fmt::format(
+      "(nameplate: discharge {} kW, charge {} kW; + {} % + {} kW)", birth.max_discharge_kw(),
+      birth.max_charge_kw(), std::round(o.nameplate_tolerance * 1000) / 10, o.nameplate_slack_kw);
+  auto within = [&](std::string_view field, double v, double lo, double hi,
+                    const std::string& why) {
+    if (v >= lo && v <= hi) return Status::Ok();
+    return c.Fail("implausible", fmt::format("{} {} outside [{}, {}] {}", field, v, lo, hi, why));
+  };
+  auto measured = [&](std::string_view field, double v, double lo, double hi,
+                      std::string_view unit) {
+    if (v == 0 || (v >= lo && v <= hi)) return Status::Ok();
+    return c.Fail("implausible", fmt::format("{} {} outside [{}, {}] {} (0 when not measured)",
+                                             field, v, lo, hi, unit));
+  };
+  return First({
+      within("active_power_kw", m.active_power_kw(), -charge, discharge, nameplate),
+      m.has_setpoint_kw() ? within("setpoint_kw", m.setpoint_kw(), -charge, discharge, nameplate)
+                          : Status::Ok(),
+      m.has_baseline_kw() ? within("baseline_kw", m.baseline_kw(), -charge, discharge, nameplate)
+                          : Status::Ok(),
+      m.has_available_discharge_kw()
+          ? within("available_discharge_kw", m.available_discharge_kw(), 0, discharge, nameplate)
+          : Status::Ok(),
+      m.has_available_charge_kw()
+          ? within("available_charge_kw", m.available_charge_kw(), 0, charge, nameplate)
+          : Status::Ok(),
+      within("reactive_power_kvar", m.reactive_power_kvar(), -apparent, apparent,
+             "(the larger kW rating bounds the inverter's apparent power) " + nameplate),
+      measured("voltage_v", m.voltage_v(), 0, o.max_voltage_v, "V"),
+      measured("frequency_hz", m.frequency_hz(), o.min_frequency_hz, o.max_frequency_hz, "Hz"),
+      m.timestamp_ms() <= now_ms + o.max_ahead_ms
+          ? Status::Ok()
+          : c.Fail("implausible",
+                   fmt::format("timestamp_ms {} is {} s ahead of the aggregator's clock ({}); at "
+                               "most {} s allowed",
+                               m.timestamp_ms(), (m.timestamp_ms() - now_ms) / 1000, now_ms,
+                               o.max_ahead_ms / 1000)),
+  });
 }
 
 Status ValidateResponse(const derms::v1::ControlResponse& m, std::string_view topic_id) {

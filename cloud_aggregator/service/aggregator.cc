@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <map>
 #include <thread>
 
 #include "cloud_aggregator/registry/validation.h"
@@ -29,7 +30,11 @@ StatusOr<std::unique_ptr<storage::Journal>> OpenJournal(storage::Store* store, i
   std::vector<storage::JournalEntry> replay;
   auto journal = storage::Journal::Open(store->path() + "-inbox", &replay);
   if (!journal.ok()) return journal.status();
-  size_t stored = 0, refused = 0;
+  size_t stored = 0, refused = 0, quarantined = 0;
+  // Checked as on arrival, against the newest birth stored (the registry is
+  // empty until the broker's retained births come).
+  const auto births =
+      replay.empty() ? std::map<std::string, derms::v1::DerBirth>{} : store->LoadBirths();
   for (auto& e : replay) {
     auto parsed = topics::Parse(e.topic);
     derms::v1::Telemetry t;
@@ -39,6 +44,19 @@ StatusOr<std::unique_ptr<storage::Journal>> OpenJournal(storage::Store* store, i
     if (!s.ok()) {
       ++refused;
       spdlog::warn("journal replay: {}", s.message());
+      continue;
+    }
+    auto birth = births.find(parsed->id);
+    s = birth == births.end()
+            ? Status::Error("no_birth",
+                            fmt::format("telemetry from der '{}': seq {} came before any birth of "
+                                        "the DER",
+                                        parsed->id, t.seq()))
+            : registry::CheckTelemetryPlausible(t, birth->second, now_ms);
+    if (!s.ok()) {
+      ++quarantined;
+      spdlog::warn("journal replay: {}", s.message());
+      store->Add(storage::QuarantineRecord{std::move(t), s.code(), s.message(), e.received_ms});
       continue;
     }
     store->Add(storage::TelemetryRecord{std::move(t), e.received_ms});
@@ -51,8 +69,8 @@ StatusOr<std::unique_ptr<storage::Journal>> OpenJournal(storage::Store* store, i
   if (!replay.empty()) {
     spdlog::info(
         "journal: {} telemetry message(s) from the last run handed to the store again ({} "
-        "refused); already stored ones are kept once",
-        stored, refused);
+        "refused, {} quarantined); already stored ones are kept once",
+        stored, refused, quarantined);
   }
   return journal;
 }
@@ -110,8 +128,9 @@ Status Aggregator::Wire(vder::VderTree tree) {
   controls_ = std::make_unique<ControlsModule>(outbox_, sink_, intake_, metrics_);
   FleetOptions fleet_options = options_.fleet;
   fleet_options.headroom_s = options_.dispatch.control_duration_s;
-  fleet_ = std::make_unique<FleetModule>(fleet_options, options_.vders, std::move(tree), outbox_,
-                                         sink_, time_, intake_, metrics_, *controls_);
+  fleet_ =
+      std::make_unique<FleetModule>(fleet_options, options_.vders, std::move(tree), outbox_, sink_,
+                                    time_, intake_, metrics_, *controls_, store_->LoadBirths());
   dispatch_ = std::make_unique<DispatchModule>(
       options_.dispatch, outbox_, sink_, time_, intake_, metrics_, *fleet_, *fleet_, *controls_,
       controls_->ledger(), controls_->holds(), store_->last_run_id());

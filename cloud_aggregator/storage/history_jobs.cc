@@ -423,7 +423,8 @@ void HistoryJobs::Expire(Pass& pass, int64_t now_ms, int64_t rolled_up_to) {
   // Raw samples go only once rolled up.
   if (options_.raw_days > 0) {
     expire(0, std::min(now_ms - options_.raw_days * kMsPerDay, rolled_up_to),
-           "SELECT EXISTS (SELECT 1 FROM telemetry WHERE timestamp_ms < ?1) + 0 * ?2 + 0 * ?3");
+           "SELECT EXISTS (SELECT 1 FROM telemetry WHERE timestamp_ms < ?1) OR EXISTS (SELECT 1 "
+           "FROM telemetry_quarantine WHERE received_ms < ?1) + 0 * ?2 + 0 * ?3");
   }
   const std::pair<int64_t, int64_t> keep[] = {{history::k5Min, options_.rollup_5m_days},
                                               {history::kHour, options_.rollup_1h_days},

@@ -31,6 +31,16 @@ struct TelemetryRecord {
   derms::v1::Telemetry telemetry;
   int64_t received_ms;
 };
+// Telemetry held apart (table telemetry_quarantine): it broke a plausibility
+// rule against its DER's nameplate or the clock, or came from a DER with no
+// birth to check it against. Kept for inspection; never in `telemetry`, so
+// never in the rollups.
+struct QuarantineRecord {
+  derms::v1::Telemetry telemetry;
+  std::string reason;  // the rule's code, as counted: "implausible", "no_birth"
+  std::string detail;  // names the DER, the field, the value and the rule
+  int64_t received_ms;
+};
 struct ControlRecord {
   derms::v1::Control control;
   std::string der_id;
@@ -134,8 +144,8 @@ struct HistoryWriteRecord {
   std::vector<std::pair<std::string, int64_t>> handled_late;  // (der_id, bucket_ms)
   std::vector<std::pair<std::string, int64_t>> state;         // history_state key -> value
 };
-// Deletes at most `limit` rows older than `before_ms`: raw telemetry
-// (resolution_s 0) or the rollups of one resolution (whole chunks only).
+// Deletes at most `limit` rows older than `before_ms`: raw telemetry and
+// quarantined telemetry (resolution_s 0) or the rollups of one resolution (whole chunks only).
 struct ExpireRecord {
   int64_t resolution_s = 0;
   int64_t before_ms = 0;
@@ -176,10 +186,10 @@ struct TableRowRecord {
 // The rows above that predate modules keep their own alternatives (and
 // their statements in the Store); new features use TableRowRecord.
 using Record =
-    std::variant<BirthRecord, StatusRecord, TelemetryRecord, ControlRecord, ResponseRecord,
-                 GridStatusRecord, DispatchRunRecord, PriceForecastRecord, PurgePricesRecord,
-                 ScheduleRecord, HistoryWriteRecord, ExpireRecord, VderMembersRecord, EventRecord,
-                 TableSchemaRecord, TableRowRecord>;
+    std::variant<BirthRecord, StatusRecord, TelemetryRecord, QuarantineRecord, ControlRecord,
+                 ResponseRecord, GridStatusRecord, DispatchRunRecord, PriceForecastRecord,
+                 PurgePricesRecord, ScheduleRecord, HistoryWriteRecord, ExpireRecord,
+                 VderMembersRecord, EventRecord, TableSchemaRecord, TableRowRecord>;
 
 }  // namespace derms::storage
 

@@ -45,6 +45,17 @@ CREATE TABLE IF NOT EXISTS telemetry (
   command_id TEXT, alarms TEXT, is_historical INTEGER NOT NULL,
   PRIMARY KEY (der_id, seq)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS telemetry_by_time ON telemetry (timestamp_ms);
+-- Telemetry that broke a plausibility rule (reason, detail): kept apart, so
+-- never rolled up; a sample is kept once per reason (a journal replay or a
+-- redelivery repeats it). Created here on a database made before it existed.
+CREATE TABLE IF NOT EXISTS telemetry_quarantine (
+  id INTEGER PRIMARY KEY, der_id TEXT NOT NULL, seq INTEGER NOT NULL,
+  timestamp_ms INTEGER NOT NULL, received_ms INTEGER NOT NULL, reason TEXT NOT NULL,
+  detail TEXT NOT NULL, active_power_kw REAL, is_historical INTEGER NOT NULL,
+  payload BLOB NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS telemetry_quarantine_once
+  ON telemetry_quarantine (der_id, seq, reason);
+CREATE INDEX IF NOT EXISTS telemetry_quarantine_by_time ON telemetry_quarantine (received_ms);
 CREATE TABLE IF NOT EXISTS controls (
   command_id TEXT PRIMARY KEY, der_id TEXT NOT NULL, run_id INTEGER NOT NULL,
   issued_at_ms INTEGER NOT NULL, priority INTEGER NOT NULL, intervals INTEGER NOT NULL,
@@ -112,7 +123,7 @@ CREATE TABLE IF NOT EXISTS events (
   id INTEGER PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL, timestamp_ms INTEGER NOT NULL,
   payload TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS events_by_kind ON events (kind, timestamp_ms);
-PRAGMA user_version = 5;
+PRAGMA user_version = 6;
 )sql";
 
 // Schema 1 (the first release) had a narrower dispatch_runs: it is kept as
@@ -331,6 +342,10 @@ std::string Describe(const Record& record) {
     std::string operator()(const TelemetryRecord& r) const {
       return fmt::format("telemetry from der '{}' seq {}", r.telemetry.der_id(), r.telemetry.seq());
     }
+    std::string operator()(const QuarantineRecord& r) const {
+      return fmt::format("quarantined telemetry from der '{}' seq {}", r.telemetry.der_id(),
+                         r.telemetry.seq());
+    }
     std::string operator()(const ControlRecord& r) const {
       return fmt::format("control '{}' to der '{}'", r.control.command_id(), r.der_id);
     }
@@ -403,6 +418,10 @@ struct Store::Statements {
         insert_telemetry(&conn,
                          "INSERT OR IGNORE INTO telemetry VALUES "
                          "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
+        insert_quarantine(&conn,
+                          "INSERT OR IGNORE INTO telemetry_quarantine (der_id, seq, timestamp_ms, "
+                          "received_ms, reason, detail, active_power_kw, is_historical, payload) "
+                          "VALUES (?,?,?,?,?,?,?,?,?)"),
         insert_control(&conn, "INSERT OR IGNORE INTO controls VALUES (?,?,?,?,?,?,?,?,?,?)"),
         insert_response(&conn,
                         "INSERT INTO responses (command_id, der_id, status, applied_kw, reason, "
@@ -438,6 +457,10 @@ struct Store::Statements {
         expire_telemetry(&conn,
                          "DELETE FROM telemetry WHERE (der_id, seq) IN (SELECT der_id, seq FROM "
                          "telemetry WHERE timestamp_ms < ?1 ORDER BY timestamp_ms LIMIT ?2)"),
+        expire_quarantine(&conn,
+                          "DELETE FROM telemetry_quarantine WHERE id IN (SELECT id FROM "
+                          "telemetry_quarantine WHERE received_ms < ?1 ORDER BY received_ms "
+                          "LIMIT ?2)"),
         expire_chunks(&conn,
                       "DELETE FROM rollup_chunks WHERE (resolution_s, kind, id, chunk_ms) IN "
                       "(SELECT resolution_s, kind, id, chunk_ms FROM rollup_chunks WHERE "
@@ -454,11 +477,11 @@ struct Store::Statements {
         set_batch(&conn, "INSERT OR REPLACE INTO history_state VALUES ('store_batch', ?)"),
         get_batch(&conn, "SELECT value FROM history_state WHERE key = 'store_batch'") {}
   WriteConnection conn;  // first: the statements point at it
-  Stmt upsert_der, insert_birth, insert_status, insert_telemetry, insert_control, insert_response,
-      insert_grid, insert_run, insert_allocation, insert_price, purge_prices, upsert_schedule,
-      insert_schedule_event, mark_late, handled_late, upsert_open, upsert_chunk, delete_sealed,
-      set_state, expire_telemetry, expire_chunks, expire_open, clear_members, insert_member,
-      insert_event, begin, commit, rollback, set_batch, get_batch;
+  Stmt upsert_der, insert_birth, insert_status, insert_telemetry, insert_quarantine, insert_control,
+      insert_response, insert_grid, insert_run, insert_allocation, insert_price, purge_prices,
+      upsert_schedule, insert_schedule_event, mark_late, handled_late, upsert_open, upsert_chunk,
+      delete_sealed, set_state, expire_telemetry, expire_quarantine, expire_chunks, expire_open,
+      clear_members, insert_member, insert_event, begin, commit, rollback, set_batch, get_batch;
 };
 
 StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
@@ -583,6 +606,31 @@ std::optional<derms::v1::ScheduleResult> Store::LoadScheduleResult(
       const void* blob = sqlite3_column_blob(stmt, 0);
       int size = sqlite3_column_bytes(stmt, 0);
       if (blob != nullptr && r.ParseFromArray(blob, size)) out = std::move(r);
+    }
+    sqlite3_finalize(stmt);
+  }
+  sqlite3_close(db);
+  return out;
+}
+
+std::map<std::string, derms::v1::DerBirth> Store::LoadBirths() const {
+  sqlite3* db = nullptr;
+  std::map<std::string, derms::v1::DerBirth> out;
+  if (sqlite3_open_v2(options_.path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+    sqlite3_busy_timeout(db, 1000);
+    sqlite3_stmt* stmt = nullptr;
+    // Ascending bd_seq: the newest birth of a DER is the one left in the map.
+    if (sqlite3_prepare_v2(db, "SELECT der_id, payload FROM births ORDER BY der_id, bd_seq", -1,
+                           &stmt, nullptr) == SQLITE_OK) {
+      while (sqlite3_step(stmt) == SQLITE_ROW) {
+        derms::v1::DerBirth b;
+        const void* blob = sqlite3_column_blob(stmt, 1);
+        int size = sqlite3_column_bytes(stmt, 1);
+        const auto* id = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+        if (id != nullptr && blob != nullptr && b.ParseFromArray(blob, size)) {
+          out[id] = std::move(b);
+        }
+      }
     }
     sqlite3_finalize(stmt);
   }
@@ -930,6 +978,18 @@ int Store::Write(const Record& record, BatchCounts* counts) {
     if (changed > 0 && bucket_ms < rollup_watermark_ms_.load(std::memory_order_relaxed)) {
       st.mark_late.Bind(1, t.der_id()).Bind(2, bucket_ms).Run();
     }
+  } else if (const auto* r = std::get_if<QuarantineRecord>(&record)) {
+    const auto& t = r->telemetry;
+    changed = st.insert_quarantine.Bind(1, t.der_id())
+                  .Bind(2, static_cast<int64_t>(t.seq()))
+                  .Bind(3, t.timestamp_ms())
+                  .Bind(4, r->received_ms)
+                  .Bind(5, r->reason)
+                  .Bind(6, r->detail)
+                  .Bind(7, t.active_power_kw())
+                  .Bind(8, static_cast<int64_t>(t.is_historical()))
+                  .BindBlob(9, t.SerializeAsString())
+                  .Run();
   } else if (const auto* r = std::get_if<ControlRecord>(&record)) {
     const auto& c = r->control;
     const auto& first = c.intervals(0);
@@ -1071,6 +1131,10 @@ int Store::Write(const Record& record, BatchCounts* counts) {
   } else if (const auto* r = std::get_if<ExpireRecord>(&record)) {
     if (r->resolution_s == 0) {
       changed = st.expire_telemetry.Bind(1, r->before_ms).Bind(2, r->limit).Run();
+      if (changed >= 0) {
+        int quarantined = st.expire_quarantine.Bind(1, r->before_ms).Bind(2, r->limit).Run();
+        changed = quarantined < 0 ? quarantined : changed + quarantined;
+      }
     } else {
       changed = st.expire_chunks.Bind(1, r->resolution_s)
                     .Bind(2, r->before_ms)

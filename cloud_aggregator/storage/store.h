@@ -126,6 +126,10 @@ class Store {
   // (readers do not wait for the writer); nullopt when there is none.
   // Results still queued for the writer are not seen.
   std::optional<derms::v1::ScheduleResult> LoadScheduleResult(const std::string& request_id) const;
+  // The newest stored birth (highest bd_seq) of every DER, by der_id, read
+  // the same way: what telemetry replayed from the journal is checked
+  // against before the broker's retained births arrive.
+  std::map<std::string, derms::v1::DerBirth> LoadBirths() const;
   // The stored price forecasts, in arrival order, read at open (moved out).
   std::vector<derms::v1::PriceForecast> TakeStoredForecasts() { return std::move(forecasts_); }
   const StoreCounters& counters() const { return counters_; }

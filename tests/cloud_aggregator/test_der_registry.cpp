@@ -215,8 +215,10 @@ TEST_CASE("telemetry from a DER without a birth requests one rebirth, rate limit
   DerRegistry registry(Options());
   auto first = registry.OnTelemetry(Tel("ghost", 1), kT0);
   CHECK(first.request_rebirth);
+  CHECK(first.unborn);  // nothing to check it against: not taken in
   CHECK(first.change == Change::kNone);
   CHECK_FALSE(Der(registry, "ghost").online);
+  CHECK_FALSE(Der(registry, "ghost").has_telemetry);
 
   CHECK_FALSE(registry.OnTelemetry(Tel("ghost", 2), kT0 + 1000).request_rebirth);
   CHECK_FALSE(registry.OnTelemetry(Tel("ghost", 3), kT0 + 29'999).request_rebirth);
@@ -265,4 +267,119 @@ TEST_CASE("a DER is active only when online, born, heard from recently and not f
   // Silent, even before ExpireSilent runs.
   CHECK(registry.IsActive(Der(registry, "bat-1"), kT0 + 4000 + kWindowMs));
   CHECK_FALSE(registry.IsActive(Der(registry, "bat-1"), kT0 + 4000 + kWindowMs + 1));
+}
+
+// The report: one valid sample with seq 900000 for a live DER whose real
+// seq is under 1,000 took it offline for good.
+TEST_CASE("one sample with a huge seq is a jump: not adopted, and the DER stays online",
+          "[unit][registry]") {
+  DerRegistry registry(Options());
+  registry.OnBirth(Birth("bat-1", 1), kT0);
+  int64_t now = kT0;
+  uint64_t seq = 500;
+  for (int i = 0; i < 5; ++i) registry.OnTelemetry(Tel("bat-1", ++seq, 2.0), now += kIntervalMs);
+
+  auto forged = registry.OnTelemetry(Tel("bat-1", 900000, 9.0), now + 100);
+  CHECK(forged.seq_jump);
+  CHECK_FALSE(forged.stale);
+  // 505 + 2 x (0 intervals elapsed + 1) + 64.
+  CHECK(forged.seq_ceiling == 571);
+  CHECK(Der(registry, "bat-1").last.seq() == seq);
+  CHECK(Der(registry, "bat-1").last.active_power_kw() == 2.0);
+
+  // The real samples go on being the DER's state, for far longer than its
+  // offline window.
+  for (int i = 0; i < 20; ++i) {
+    now += kIntervalMs;
+    auto out = registry.OnTelemetry(Tel("bat-1", ++seq, 3.0), now);
+    CHECK_FALSE(out.stale);
+    CHECK_FALSE(out.seq_jump);
+    CHECK(registry.ExpireSilent(now + 1000).empty());
+  }
+  CHECK(Der(registry, "bat-1").online);
+  CHECK(Der(registry, "bat-1").last.seq() == seq);
+  CHECK(Der(registry, "bat-1").last.active_power_kw() == 3.0);
+  CHECK(registry.IsActive(Der(registry, "bat-1"), now + 1000));
+}
+
+TEST_CASE("a seq jump does not count as hearing from the DER", "[unit][registry]") {
+  DerRegistry registry = RegistryWithLiveDer();  // seq 1 heard at kT0 + 1000
+  registry.OnTelemetry(Tel("bat-1", 900000), kT0 + kWindowMs);
+  CHECK(registry.ExpireSilent(kT0 + 1000 + kWindowMs + 1) == std::vector<std::string>{"bat-1"});
+}
+
+TEST_CASE("the seq ceiling grows with the time since the newest sample and with new sessions",
+          "[unit][registry]") {
+  DerRegistry registry = RegistryWithLiveDer();  // seq 1 heard at kT0 + 1000
+  // Ten intervals later: 1 + 2 x (10 + 1) + 64 = 87.
+  const int64_t later = kT0 + 1000 + 10 * kIntervalMs;
+  CHECK(registry.OnTelemetry(Tel("bat-1", 88), later).seq_jump);
+  CHECK_FALSE(registry.OnTelemetry(Tel("bat-1", 87), later).seq_jump);
+  CHECK(Der(registry, "bat-1").last.seq() == 87);
+
+  // The edge restarted (new session): it may have skipped its reserved
+  // block of 256 seqs.
+  registry.OnBirth(Birth("bat-1", 2), later + 1000);
+  auto restarted = registry.OnTelemetry(Tel("bat-1", 87 + 256 + 10), later + 2000);
+  CHECK_FALSE(restarted.seq_jump);
+  CHECK(Der(registry, "bat-1").last.seq() == 87 + 256 + 10);
+}
+
+TEST_CASE("a new session does not start seq anew: the edge keeps its counter across restarts",
+          "[unit][registry]") {
+  DerRegistry registry(Options());
+  registry.OnBirth(Birth("bat-1", 1), kT0);
+  registry.OnTelemetry(Tel("bat-1", 700, 2.0), kT0 + 1000);
+  registry.OnBirth(Birth("bat-1", 2), kT0 + 2000);
+  auto lower = registry.OnTelemetry(Tel("bat-1", 3, 5.0), kT0 + 3000);
+  CHECK(lower.stale);
+  CHECK(Der(registry, "bat-1").last.seq() == 700);
+  CHECK(Der(registry, "bat-1").last.active_power_kw() == 2.0);
+}
+
+TEST_CASE("live samples with an old seq still keep the DER online and bring it back",
+          "[unit][registry]") {
+  DerRegistry registry = RegistryWithLiveDer();
+  // A sample within the ceiling that later proves to be ahead of the real
+  // counter (seq 60): the real samples after it are stale by seq...
+  registry.OnTelemetry(Tel("bat-1", 60), kT0 + 2000);
+  int64_t now = kT0 + 2000;
+  for (uint64_t seq = 2; seq < 12; ++seq) {
+    now += kIntervalMs;
+    CHECK(registry.OnTelemetry(Tel("bat-1", seq), now).stale);
+    CHECK(registry.ExpireSilent(now).empty());  // ...but they arrive: online
+  }
+  CHECK(registry.IsActive(Der(registry, "bat-1"), now));
+
+  // Silence, then an old-seq live sample: back online.
+  REQUIRE(registry.ExpireSilent(now + kWindowMs + 1).size() == 1);
+  auto back = registry.OnTelemetry(Tel("bat-1", 12), now + kWindowMs + 2);
+  CHECK(back.stale);
+  CHECK(back.change == Change::kOnline);
+  CHECK(Der(registry, "bat-1").online);
+}
+
+TEST_CASE("a run of samples continuing a jump, with nothing of the old sequence between, re-bases",
+          "[unit][registry]") {
+  DerRegistry registry = RegistryWithLiveDer();  // seq 1
+  int64_t now = kT0 + 1000;
+  CHECK(registry.OnTelemetry(Tel("bat-1", 5000), now += kIntervalMs).seq_jump);
+  CHECK(registry.OnTelemetry(Tel("bat-1", 5001), now += kIntervalMs).seq_jump);
+  auto third = registry.OnTelemetry(Tel("bat-1", 5002, 7.0), now += kIntervalMs);
+  CHECK_FALSE(third.seq_jump);
+  CHECK(third.seq_rebased);
+  CHECK(Der(registry, "bat-1").last.seq() == 5002);
+  CHECK(Der(registry, "bat-1").last.active_power_kw() == 7.0);
+}
+
+TEST_CASE("forged jumps between real samples never re-base the counter", "[unit][registry]") {
+  DerRegistry registry = RegistryWithLiveDer();  // seq 1
+  int64_t now = kT0 + 1000;
+  uint64_t seq = 1;
+  for (uint64_t forged = 900000; forged < 900010; ++forged) {
+    CHECK(registry.OnTelemetry(Tel("bat-1", forged, 9.0), now += 10).seq_jump);
+    CHECK_FALSE(registry.OnTelemetry(Tel("bat-1", ++seq, 1.0), now += kIntervalMs).seq_jump);
+  }
+  CHECK(Der(registry, "bat-1").last.seq() == seq);
+  CHECK(Der(registry, "bat-1").last.active_power_kw() == 1.0);
 }

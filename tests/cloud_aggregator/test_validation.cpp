@@ -2,6 +2,7 @@
 // each accepts a good message and rejects a bad one with a message naming the
 // input (kind and id), the field and the rule.
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -346,4 +347,123 @@ TEST_CASE("a dispatch request is checked for its id, target, start and duration"
   d = GoodDispatch();
   d.set_duration_s(4000000000u);
   RequireInvalid(reg::ValidateDispatchRequest(d, "fleet-1", kNow), "fleet-1", "duration_s");
+}
+
+// Telemetry against what its DER declared at birth.
+namespace {
+
+derms::v1::DerBirth Wind50() {
+  derms::v1::DerBirth b = GoodBirth();
+  b.set_der_id("wind-3");
+  b.set_der_type(derms::v1::WIND);
+  b.set_max_discharge_kw(50);
+  b.set_max_charge_kw(0);
+  return b;
+}
+
+derms::v1::Telemetry WindSample(double active_power_kw) {
+  derms::v1::Telemetry t;
+  t.set_der_id("wind-3");
+  t.set_seq(5);
+  t.set_timestamp_ms(kNow);
+  t.set_active_power_kw(active_power_kw);
+  t.set_reactive_power_kvar(0.05 * active_power_kw);
+  t.set_voltage_v(240);
+  t.set_frequency_hz(60);
+  t.set_available_discharge_kw(std::max(0.0, active_power_kw));
+  t.set_available_charge_kw(0);
+  t.set_baseline_kw(active_power_kw);
+  return t;
+}
+
+void RequireImplausible(const derms::Status& s, const std::string& field) {
+  RequireRejected(s, "implausible", "wind-3", field);
+}
+
+}  // namespace
+
+TEST_CASE("telemetry within the nameplate and its tolerance is plausible", "[unit][validation]") {
+  RequireOk(reg::CheckTelemetryPlausible(WindSample(30), Wind50(), kNow));
+  RequireOk(reg::CheckTelemetryPlausible(WindSample(55.5), Wind50(), kNow));  // 50 + 10 % + 0.5
+  RequireOk(reg::CheckTelemetryPlausible(WindSample(-0.5), Wind50(), kNow));  // standby draw
+  RequireOk(reg::CheckTelemetryPlausible(GoodTelemetry(), GoodBirth(), kNow));
+  // Not measured: 0 volts, 0 hertz.
+  auto unmeasured = WindSample(10);
+  unmeasured.set_voltage_v(0);
+  unmeasured.set_frequency_hz(0);
+  RequireOk(reg::CheckTelemetryPlausible(unmeasured, Wind50(), kNow));
+  // A sample from the edge's buffer may be old.
+  auto old = WindSample(10);
+  old.set_timestamp_ms(kNow - 7 * kDayMs);
+  old.set_is_historical(true);
+  RequireOk(reg::CheckTelemetryPlausible(old, Wind50(), kNow));
+}
+
+TEST_CASE("900000 kW from a 50 kW wind turbine is implausible, naming the value and the rule",
+          "[unit][validation]") {
+  auto s = reg::CheckTelemetryPlausible(WindSample(900000), Wind50(), kNow);
+  RequireImplausible(s, "active_power_kw");
+  CHECK(s.message() ==
+        "telemetry from der 'wind-3': active_power_kw 900000 outside [-0.5, 55.5] (nameplate: "
+        "discharge 50 kW, charge 0 kW; + 10 % + 0.5 kW)");
+  RequireImplausible(reg::CheckTelemetryPlausible(WindSample(55.6), Wind50(), kNow),
+                     "active_power_kw");
+  // A turbine declared no charge rating: it cannot import 5 kW.
+  RequireImplausible(reg::CheckTelemetryPlausible(WindSample(-5), Wind50(), kNow),
+                     "active_power_kw");
+}
+
+TEST_CASE("every power value of telemetry is held to the nameplate", "[unit][validation]") {
+  auto t = WindSample(20);
+  t.set_setpoint_kw(80);
+  RequireImplausible(reg::CheckTelemetryPlausible(t, Wind50(), kNow), "setpoint_kw 80");
+
+  t = WindSample(20);
+  t.set_baseline_kw(-40);
+  RequireImplausible(reg::CheckTelemetryPlausible(t, Wind50(), kNow), "baseline_kw -40");
+
+  t = WindSample(20);
+  t.set_available_discharge_kw(900);
+  RequireImplausible(reg::CheckTelemetryPlausible(t, Wind50(), kNow), "available_discharge_kw");
+
+  t = WindSample(20);
+  t.set_available_charge_kw(3);
+  RequireImplausible(reg::CheckTelemetryPlausible(t, Wind50(), kNow), "available_charge_kw 3");
+
+  t = WindSample(20);
+  t.set_reactive_power_kvar(-56);
+  RequireImplausible(reg::CheckTelemetryPlausible(t, Wind50(), kNow), "reactive_power_kvar -56");
+  t.set_reactive_power_kvar(-55);
+  RequireOk(reg::CheckTelemetryPlausible(t, Wind50(), kNow));
+
+  // A battery's charge side is its max_charge_kw (7.5): 9 kW of import is too much.
+  auto b = GoodTelemetry();
+  b.set_active_power_kw(-9);
+  b.set_setpoint_kw(-7.5);
+  auto s = reg::CheckTelemetryPlausible(b, GoodBirth(), kNow);
+  INFO(s.ToString());
+  CHECK(s.code() == "implausible");
+  CHECK_THAT(s.message(), Catch::Contains("'bat-1'") && Catch::Contains("active_power_kw -9 ") &&
+                              Catch::Contains("[-8.75"));
+}
+
+TEST_CASE("voltage, frequency and the clock are held to what a grid and a clock can be",
+          "[unit][validation]") {
+  auto t = WindSample(20);
+  t.set_voltage_v(480000);
+  RequireImplausible(reg::CheckTelemetryPlausible(t, Wind50(), kNow), "voltage_v 480000");
+
+  t = WindSample(20);
+  t.set_frequency_hz(600);
+  RequireImplausible(reg::CheckTelemetryPlausible(t, Wind50(), kNow), "frequency_hz 600");
+  t.set_frequency_hz(30);
+  RequireImplausible(reg::CheckTelemetryPlausible(t, Wind50(), kNow), "frequency_hz 30");
+  t.set_frequency_hz(49.9);
+  RequireOk(reg::CheckTelemetryPlausible(t, Wind50(), kNow));
+
+  t = WindSample(20);
+  t.set_timestamp_ms(kNow + 10 * 60 * 1000);
+  RequireImplausible(reg::CheckTelemetryPlausible(t, Wind50(), kNow), "timestamp_ms");
+  t.set_timestamp_ms(kNow + 60 * 1000);
+  RequireOk(reg::CheckTelemetryPlausible(t, Wind50(), kNow));
 }

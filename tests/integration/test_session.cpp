@@ -115,9 +115,14 @@ TEST_CASE("telemetry from a DER without a birth gets a rebirth command", "[integ
   v1::NodeCommand command;
   REQUIRE(codec::ParseBinary(cmd->payload, "cmd", &command).ok());
   CHECK(command.command() == v1::REBIRTH);
-  // The sample itself was accepted and kept.
+  // Nothing says what the DER can produce: the sample is quarantined, kept
+  // apart from telemetry and counted.
   REQUIRE(agg->FlushStore().ok());
-  CHECK(QueryInt(agg->db_path(), "SELECT COUNT(*) FROM telemetry WHERE der_id='ghost-1'") == 1);
+  CHECK(QueryInt(agg->db_path(), "SELECT COUNT(*) FROM telemetry WHERE der_id='ghost-1'") == 0);
+  CHECK(QueryInt(agg->db_path(),
+                 "SELECT COUNT(*) FROM telemetry_quarantine WHERE "
+                 "der_id='ghost-1' AND reason='no_birth'") == 1);
+  CHECK(agg->stats().rejected_by_reason["no_birth"] == 1);
 }
 
 TEST_CASE("an edge agent keeps applying and ending controls while the broker is gone",

@@ -127,7 +127,9 @@ class ModuleRig {
     }
     return out;
   }
-  double Metric(const std::string& name) const { return metrics.Snapshot(0).Value(name); }
+  double Metric(const std::string& name, const std::string& label = "") const {
+    return metrics.Snapshot(0).Value(name, label);
+  }
 
   FakeOutbox outbox;
   FakeSink sink;

@@ -26,7 +26,8 @@ void FleetOptions::Describe(config::OptionSet& set) {
 
 FleetModule::FleetModule(const FleetOptions& options, vder::VderConfig config, vder::VderTree tree,
                          Outbox& outbox, RecordSink& sink, const TimeSource& time, Intake& intake,
-                         Metrics& metrics, ControlChannel& controls)
+                         Metrics& metrics, ControlChannel& controls,
+                         std::map<std::string, derms::v1::DerBirth> stored_births)
     : options_(options),
       outbox_(outbox),
       sink_(sink),
@@ -34,6 +35,7 @@ FleetModule::FleetModule(const FleetOptions& options, vder::VderConfig config, v
       intake_(intake),
       controls_(controls),
       registry_(registry::RegistryOptions{options.offline_after_intervals, 300, 30000}),
+      stored_births_(std::move(stored_births)),
       config_(std::move(config)),
       fleet_(std::make_unique<vder::VderFleet>(std::move(tree))),
       ders_known_(metrics.AddGauge("ders_known", "DERs ever heard of")),
@@ -41,6 +43,10 @@ FleetModule::FleetModule(const FleetOptions& options, vder::VderConfig config, v
       vders_(metrics.AddGauge("vders", "virtual DERs, implicit ones included")),
       vder_conflicts_(
           metrics.AddCounter("vder_conflicts", "DERs two virtual DERs claimed (the first kept)")),
+      seq_jumps_(metrics.AddCounter(
+          "telemetry_seq_jumps",
+          "telemetry whose seq ran further ahead than the DER's interval allows (stored, not "
+          "adopted)")),
       reloads_(metrics.AddCounter("reloads", "configuration reloads applied")),
       reloads_rejected_(metrics.AddCounter(
           "reloads_rejected", "configuration reloads refused (the running one stayed)")) {
@@ -131,21 +137,67 @@ void FleetModule::OnTelemetry(const Inbound& m, int64_t now_ms) {
   Status s = codec::ParseDevice(m.payload, "telemetry", der_id, &t);
   if (s.ok()) s = registry::ValidateTelemetry(t, der_id, now_ms);
   if (!s.ok()) return intake_.Reject(s, m.topic);
-  intake_.Accept();
+  // Checked against the nameplate before anything takes it in: an
+  // implausible sample must not become the DER's state or its history.
+  const derms::v1::DerBirth* nameplate = nullptr;
+  if (const auto* known = registry_.Find(der_id); known != nullptr && known->has_birth) {
+    nameplate = &known->birth;
+  } else if (auto stored = stored_births_.find(der_id); stored != stored_births_.end()) {
+    nameplate = &stored->second;
+  }
+  if (nameplate != nullptr) {
+    s = registry::CheckTelemetryPlausible(t, *nameplate, now_ms, options_.plausibility);
+    if (!s.ok()) return Quarantine(std::move(t), s, m.topic, now_ms);
+  }
   auto out = registry_.OnTelemetry(t, now_ms);
+  if (out.request_rebirth) {
+    controls_.SendCommand(der_id, derms::v1::REBIRTH, "telemetry seen without a birth", now_ms);
+  }
+  if (out.unborn && nameplate != nullptr) {
+    // Known from an earlier run and plausible: kept while its birth is
+    // asked for, though not yet its state (no session to place it in).
+    intake_.Accept();
+    sink_.Add(storage::TelemetryRecord{std::move(t), now_ms});
+    return Count();
+  }
+  if (out.unborn) {
+    Status why = Status::Error(
+        "no_birth", fmt::format("telemetry from der '{}': seq {} came before any birth of the DER, "
+                                "so nothing says what it can produce (rebirth requested)",
+                                der_id, t.seq()));
+    Quarantine(std::move(t), why, m.topic, now_ms);
+    return Count();
+  }
+  intake_.Accept();
+  if (out.seq_jump) {
+    seq_jumps_.Add();
+    intake_.Warn("seq_jump",
+                 fmt::format("telemetry from der '{}': seq {} is beyond the {} its interval and "
+                             "the time since its newest sample (seq {}) allow; stored, not taken "
+                             "as its state",
+                             der_id, t.seq(), out.seq_ceiling, registry_.Find(der_id)->last.seq()));
+  } else if (out.seq_rebased) {
+    intake_.Warn("seq_rebased",
+                 fmt::format("telemetry from der '{}': seq re-based to {}, a run of samples "
+                             "having continued a jump",
+                             der_id, t.seq()));
+  }
   if (out.stale) intake_.Stale();
   // Stored whatever its order: the (der_id, seq) key drops true duplicates.
   sink_.Add(storage::TelemetryRecord{std::move(t), now_ms});
   const auto* der = registry_.Find(der_id);
   if (out.change == registry::Change::kOnline) {
     NoteOnlineChange(*der, true, "telemetry", now_ms);
-  } else if (!out.stale) {
+  } else if (!out.stale && !out.seq_jump) {
     RefreshContribution(*der);
   }
-  if (out.request_rebirth) {
-    controls_.SendCommand(der_id, derms::v1::REBIRTH, "telemetry seen without a birth", now_ms);
-  }
   Count();
+}
+
+void FleetModule::Quarantine(derms::v1::Telemetry t, const Status& why, const std::string& topic,
+                             int64_t now_ms) {
+  intake_.Reject(why, topic);
+  sink_.Add(storage::QuarantineRecord{std::move(t), why.code(), why.message(), now_ms});
 }
 
 FleetModule::VderView& FleetModule::View(int v) {

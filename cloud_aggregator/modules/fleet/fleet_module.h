@@ -1,5 +1,11 @@
 // The fleet module: every DER's birth, status and telemetry (der/+/birth,
 // status, telemetry) kept in the DER registry, each DER placed in the
+// virtual DER tree with its contribution to the aggregates. Telemetry is
+// checked against its DER's nameplate first: an implausible sample, or one
+// from a DER with no birth, is quarantined (a QuarantineRecord, counted as
+// rejected by reason) and never reaches the registry, `telemetry` or the
+// rollups; a seq jump (registry) is stored but not adopted. Also: each DER
+// placed in the
 // virtual DER tree with its contribution to the aggregates, vder/{id}/status
 // published, the tree re-read on a reload. Other modules read it through
 // FleetView and write to virtual DER statuses through VderBoard.
@@ -7,6 +13,7 @@
 #define DERMS_CLOUD_AGGREGATOR_MODULES_FLEET_FLEET_MODULE_H_
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -16,6 +23,7 @@
 #include "cloud_aggregator/core/module.h"
 #include "cloud_aggregator/modules/controls/control_channel.h"
 #include "cloud_aggregator/modules/fleet/fleet_ports.h"
+#include "cloud_aggregator/registry/validation.h"
 #include "cloud_aggregator/vder/vder_config.h"
 #include "common/option_set.h"
 
@@ -33,6 +41,9 @@ struct FleetOptions {
   // The horizon of a DER's storage headroom in its available kW (a battery
   // must sustain it this long): dispatch's control duration, set by wiring.
   int64_t headroom_s = 300;
+  // How far telemetry may stray from its DER's nameplate and the clock
+  // before it is quarantined (registry/validation.h).
+  registry::PlausibilityOptions plausibility;
 
   void Describe(config::OptionSet& set);
 };
@@ -42,9 +53,14 @@ class FleetModule : public Module, public FleetView, public VderBoard {
   // Re-reads the virtual DERs and costs for a reload (a bad file: an error,
   // and the running ones stay).
   using ConfigLoader = std::function<StatusOr<vder::VderConfig>()>;
+  // `stored_births`: the newest birth of each DER in the store, by der_id.
+  // Until a DER's birth arrives this run (after a restart the broker does not
+  // resend retained births to a session it kept), its telemetry is checked
+  // against that nameplate instead of being quarantined as unborn.
   FleetModule(const FleetOptions& options, vder::VderConfig config, vder::VderTree tree,
               Outbox& outbox, RecordSink& sink, const TimeSource& time, Intake& intake,
-              Metrics& metrics, ControlChannel& controls);
+              Metrics& metrics, ControlChannel& controls,
+              std::map<std::string, derms::v1::DerBirth> stored_births = {});
 
   const char* name() const override { return "fleet"; }
   std::vector<topics::Kind> Topics() const override;
@@ -86,6 +102,10 @@ class FleetModule : public Module, public FleetView, public VderBoard {
   void OnBirth(const Inbound& m, int64_t now_ms);
   void OnStatus(const Inbound& m, int64_t now_ms);
   void OnTelemetry(const Inbound& m, int64_t now_ms);
+  // Keeps `t` apart (telemetry_quarantine) and counts it as rejected for
+  // `why`, a Status naming the DER, the field, the value and the rule.
+  void Quarantine(derms::v1::Telemetry t, const Status& why, const std::string& topic,
+                  int64_t now_ms);
   void NoteOnlineChange(const registry::DerState& der, bool online, const std::string& cause,
                         int64_t now_ms);
   void PlaceDer(const registry::DerState& der);
@@ -103,6 +123,7 @@ class FleetModule : public Module, public FleetView, public VderBoard {
   Intake& intake_;
   ControlChannel& controls_;
   registry::DerRegistry registry_;
+  std::map<std::string, derms::v1::DerBirth> stored_births_;  // see the constructor
   vder::VderConfig config_;
   std::unique_ptr<vder::VderFleet> fleet_;
   std::vector<VderView> views_;     // by virtual DER index
@@ -112,6 +133,7 @@ class FleetModule : public Module, public FleetView, public VderBoard {
   Gauge& ders_online_;
   Gauge& vders_;
   Counter& vder_conflicts_;
+  Counter& seq_jumps_;
   Counter& reloads_;
   Counter& reloads_rejected_;
 };

@@ -286,15 +286,15 @@ fi
 cat > "$DIR/env.tmp" <<EOF
 # deploy/demo.sh (pid $$) writes this when it is ready and removes it when it stops.
 # In a shell: . ${DIR#"$ROOT"/}/env   (then \$DEMO_TIME is three dermsctl flags: leave it unquoted)
-DEMO_PORT=$PORT
-DEMO_BROKER=$BROKER
-DEMO_DB=$DIR/derms.db
-DEMO_DIR=$DIR
+DEMO_PORT=$PORT  # the broker's port (--port)
+DEMO_BROKER=$BROKER  # for --broker
+DEMO_DB='$DIR/derms.db'  # the aggregator's database
+DEMO_DIR='$DIR'  # --dir: logs, prices, the pause file
 DEMO_TIME='${TIME[*]}'
-DEMO_TIME_SCALE=$SPEED
+DEMO_TIME_SCALE=$SPEED  # and the three numbers one by one
 DEMO_TIME_ANCHOR_MS=$ANCHOR_MS
 DEMO_TIME_START_MS=$START_MS
-DEMO_SCENARIO=$SCENARIO
+DEMO_SCENARIO=$SCENARIO  # --scenario
 EOF
 mv "$DIR/env.tmp" "$DIR/env"
 echo "Talk to it from another shell:  . ${DIR#"$ROOT"/}/env   (broker port $PORT, database $DIR/derms.db)"

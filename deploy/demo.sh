@@ -303,12 +303,20 @@ echo "  ./build/tools/dermsctl/dermsctl --broker $BROKER ${TIME[*]} control --de
 echo
 
 # The grid scenario: each substation's load swings around its supply, so the
-# DERs are asked to discharge, then to charge, and back.
+# DERs are asked to discharge, then to charge, and back. One tick every 2 s
+# of wall time: the grid status, then what the aggregator sees.
+sleep_until() {  # EPOCH_MS
+  local wait_ms=$(( $1 - $(date +%s%3N) ))
+  [ "$wait_ms" -le 0 ] || sleep "$(( wait_ms / 1000 )).$(printf '%03d' $(( wait_ms % 1000 )))"
+}
 started=$(date +%s)
+started_ms=$(date +%s%3N)
+step=0
 while true; do
   now=$(date +%s)
   elapsed=$(( now - started ))
   if [ "$DURATION" -gt 0 ] && [ "$elapsed" -ge "$DURATION" ]; then
+    [ -z "${shown:-}" ] || wait "$shown" || true
     # A utility asks the whole tree for 150 kW for ten simulated minutes; the
     # root splits it across north and south, and each down to its DERs.
     echo "--- utility dispatch: vder/utility/dispatch, 150 kW for 600 s"
@@ -331,16 +339,27 @@ while true; do
     "${CTL[@]}" backup --db "$DIR/derms.db" --dir "$DIR/backups" --keep 3 | head -3 || true
     break
   fi
+  tick_ms=$(( started_ms + step * 2000 ))
   if [ "$SCENARIO" = swing ] && [ ! -e "$DIR/pause" ]; then
     # Triangle waves (integer arithmetic): sub-1 swings +-120 kW over 40 s,
-    # sub-2 +-80 kW over 60 s.
+    # sub-2 +-80 kW over 60 s. Both at once: each dermsctl takes ~0.5 s.
     p1=$(( elapsed % 40 )); w1=$(( p1 < 20 ? p1 * 12 - 120 : 360 - p1 * 12 ))
     p2=$(( elapsed % 60 )); w2=$(( p2 < 30 ? 80 - p2 * 16 / 3 : p2 * 16 / 3 - 240 ))
-    "${CTL[@]}" grid --substation sub-1 --load-kw $(( 1000 + w1 )) --supply-kw 1000 >/dev/null || true
-    "${CTL[@]}" grid --substation sub-2 --load-kw $(( 800 + w2 )) --supply-kw 800 >/dev/null || true
+    "${CTL[@]}" grid --substation sub-1 --load-kw $(( 1000 + w1 )) --supply-kw 1000 >/dev/null &
+    grid1=$!
+    "${CTL[@]}" grid --substation sub-2 --load-kw $(( 800 + w2 )) --supply-kw 800 >/dev/null &
+    wait "$grid1" "$!" || true
   fi
-  sleep 1
+  # A second later, what the aggregator sees, printed in the background so
+  # that a slow print never delays the next grid status.
+  sleep_until $(( tick_ms + 1000 ))
+  [ -z "${shown:-}" ] || wait "$shown" || true
   echo "--- t=${elapsed}s (simulated $(date -u -d "@$(( (START_MS + elapsed * SPEED * 1000) / 1000 ))" +%H:%M) UTC)$([ -e "$DIR/pause" ] && echo ', scenario paused')"
-  "${CTL[@]}" status || true
-  sleep 1
+  "${CTL[@]}" status &
+  shown=$!
+  # The next tick not yet due (a slow machine skips ticks rather than bunching them).
+  now_ms=$(date +%s%3N)
+  step=$(( step + 1 ))
+  while [ $(( started_ms + step * 2000 )) -le "$now_ms" ]; do step=$(( step + 1 )); done
+  sleep_until $(( started_ms + step * 2000 ))
 done

@@ -179,7 +179,7 @@ cleanup() {
   echo
   echo "Stopping the fleet, the aggregator and the broker..."
   for ((i=${#PIDS[@]}-1; i>=0; i--)); do
-    kill -INT "${PIDS[$i]}" 2>/dev/null || true
+    kill -TERM "${PIDS[$i]}" 2>/dev/null || true
     for _ in $(seq 100); do kill -0 "${PIDS[$i]}" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "${PIDS[$i]}" 2>/dev/null || true
     wait "${PIDS[$i]}" 2>/dev/null || true

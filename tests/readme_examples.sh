@@ -16,7 +16,7 @@
 #   <!-- example fails -->             it must exit non-zero (a refusal shown on purpose)
 #   <!-- example output="TEXT" -->     its output must also contain TEXT
 #   <!-- example runs-for=N -->        a command that runs until stopped: it must not
-#                                      fail within N s; it is then stopped (SIGINT)
+#                                      fail within N s; it is then stopped (SIGTERM)
 #   <!-- example timeout=N -->         allow N s instead of 60
 #   <!-- example skip="WHY" -->        not run here (the demo and the tests themselves)
 # Attributes combine. Illustrations (output, file formats) use ```text or
@@ -49,7 +49,7 @@ trap 'rm -rf "$WORK"' EXIT
 # "LINE ATTRIBUTES"); an unmarked block is reported and counted.
 awk -v work="$WORK" '
   function fail(msg) { print FILENAME ":" NR ": " msg > "/dev/stderr"; bad++ }
-  in_block && /^```/ { in_block = 0; close(file); next }
+  in_block && /^```/ { in_block = 0; close(file); prev = ""; next }
   in_block { print > file; next }
   /^```sh[[:space:]]*$/ {
     if (prev !~ /^<!-- example( .*)? -->[[:space:]]*$/) {
@@ -115,9 +115,10 @@ for meta_file in "$WORK"/block-*.meta; do
   while kill -0 "$pid" 2>/dev/null; do
     if [ $(( $(date +%s) - started )) -ge "$limit" ]; then
       timed_out=1
-      kill -INT -- "-$pid" 2>/dev/null
-      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      # SIGTERM, not SIGINT: a background job of a script starts with SIGINT
+      # ignored, and so does everything it runs.
       kill -TERM -- "-$pid" 2>/dev/null
+      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
       break
     fi
     sleep 0.2

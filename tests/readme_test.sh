@@ -51,7 +51,7 @@ done
 
 # --duration bounds the demo even if this script is killed outright.
 cd "$ROOT"
-if ! ./deploy/demo.sh --detach --no-build --port "$PORT" --duration 900; then
+if ! ./deploy/demo.sh --detach --no-build --port "$PORT" --duration 400; then
   echo "readme_test.sh: the demo did not start" >&2
   exit 1
 fi

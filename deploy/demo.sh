@@ -163,7 +163,9 @@ if [ "$CHILD" -eq 0 ]; then
     echo "The demo runs in the background (pid $child, output in $DIR/demo.log)."
     echo "Its settings, for a shell: . ${DIR#"$ROOT"/}/env"
     grep -v '^#' "$DIR/env" | sed 's/^/  /'
-    echo "Stop it: ./deploy/demo.sh --stop${DIR:+ --dir ${DIR#"$ROOT"/}}"
+    shown_dir=${DIR#"$ROOT"/}
+    [ "$shown_dir" = var/demo ] && shown_dir="" || shown_dir=" --dir $shown_dir"
+    echo "Stop it: ./deploy/demo.sh --stop$shown_dir"
     exit 0
   fi
 fi

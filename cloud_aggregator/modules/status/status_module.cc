@@ -38,7 +38,7 @@ std::string RenderStatusJson(const MetricsSnapshot& s, bool online, int64_t star
   h->set_chunks_sealed(U(s, "rollup_chunks_sealed"));
   h->set_last_pass_ms(static_cast<int64_t>(s.Value("rollup_last_pass_ms")));
   h->set_journal_appended(U(s, "journal_appended"));
-  return codec::ToJson(st);
+  return codec::ToOperatorJson(st);
 }
 
 void StatusModule::AddJobs(Scheduler& scheduler) {

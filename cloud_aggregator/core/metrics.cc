@@ -16,22 +16,37 @@ double MetricsSnapshot::Value(const std::string& name, const std::string& label)
   return it == f->values.end() ? 0 : it->second;
 }
 
+std::string MetricsSnapshot::Text(const std::string& name) const {
+  auto it = info.find(name);
+  return it == info.end() ? "" : it->second;
+}
+
+Info& Metrics::AddInfo(std::string name, std::string help) {
+  Info& i = infos_.emplace_back();
+  Entry e;
+  e.name = std::move(name);
+  e.help = std::move(help);
+  e.info = &i;
+  entries_.push_back(std::move(e));
+  return i;
+}
+
 Counter& Metrics::AddCounter(std::string name, std::string help) {
   Counter& c = counters_.emplace_back();
-  entries_.push_back(Entry{std::move(name), std::move(help), "", &c, nullptr, nullptr});
+  entries_.push_back(Entry{std::move(name), std::move(help), "", &c, nullptr, nullptr, nullptr});
   return c;
 }
 
 Gauge& Metrics::AddGauge(std::string name, std::string help) {
   Gauge& g = gauges_.emplace_back();
-  entries_.push_back(Entry{std::move(name), std::move(help), "", nullptr, &g, nullptr});
+  entries_.push_back(Entry{std::move(name), std::move(help), "", nullptr, &g, nullptr, nullptr});
   return g;
 }
 
 LabeledCounter& Metrics::AddLabeledCounter(std::string name, std::string label,
                                            std::string help) {
   LabeledCounter& l = labeled_.emplace_back();
-  entries_.push_back(Entry{std::move(name), std::move(help), std::move(label), nullptr, nullptr, &l});
+  entries_.push_back(Entry{std::move(name), std::move(help), std::move(label), nullptr, nullptr, &l, nullptr});
   return l;
 }
 
@@ -45,6 +60,10 @@ MetricsSnapshot Metrics::Snapshot(int64_t now_ms) const {
   s.taken_ms = now_ms;
   s.families.reserve(entries_.size());
   for (const Entry& e : entries_) {
+    if (e.info) {
+      s.info[e.name] = e.info->text();
+      continue;
+    }
     MetricsSnapshot::Family f;
     f.name = e.name;
     f.help = e.help;

@@ -39,6 +39,16 @@ class Gauge {
   double value_ = 0;
 };
 
+// A piece of text that describes the state now (the store's last error).
+class Info {
+ public:
+  void Set(std::string text) { text_ = std::move(text); }
+  const std::string& text() const { return text_; }
+
+ private:
+  std::string text_;
+};
+
 // Counters by one label's value (messages rejected, by reason).
 class LabeledCounter {
  public:
@@ -59,10 +69,13 @@ struct MetricsSnapshot {
     std::map<std::string, double> values;
   };
   std::vector<Family> families;  // in registration order
+  std::map<std::string, std::string> info;  // Info values by name
   int64_t taken_ms = 0;          // the domain clock when taken
 
   // 0 when the family or label value is absent.
   double Value(const std::string& name, const std::string& label = "") const;
+  // "" when absent.
+  std::string Text(const std::string& name) const;
   const Family* Find(const std::string& name) const;
 };
 
@@ -73,6 +86,7 @@ class Metrics {
   Counter& AddCounter(std::string name, std::string help);
   Gauge& AddGauge(std::string name, std::string help);
   LabeledCounter& AddLabeledCounter(std::string name, std::string label, std::string help);
+  Info& AddInfo(std::string name, std::string help);
   // Called by Snapshot() before it reads: refreshes gauges from state owned
   // elsewhere (another thread's atomics, a module's maps).
   void AddCollector(std::function<void()> collect);
@@ -85,10 +99,12 @@ class Metrics {
     const Counter* counter = nullptr;
     const Gauge* gauge = nullptr;
     const LabeledCounter* labeled = nullptr;
+    const Info* info = nullptr;
   };
   std::deque<Counter> counters_;  // deques: references stay valid as they grow
   std::deque<Gauge> gauges_;
   std::deque<LabeledCounter> labeled_;
+  std::deque<Info> infos_;
   std::vector<Entry> entries_;
   std::vector<std::function<void()>> collectors_;
 };

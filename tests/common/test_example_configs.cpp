@@ -3,6 +3,8 @@
 #include <catch2/catch.hpp>
 
 #include "cloud_aggregator/service/aggregator_options.h"
+#include "common/config.h"
+#include "common/option_set.h"
 #include "edge_agent/agent/agent_options.h"
 
 TEST_CASE("the edge agent's example configuration loads and validates", "[unit][config]") {
@@ -49,4 +51,26 @@ TEST_CASE("a misspelt key in a configuration file is reported with its path", "[
   std::remove(path.c_str());
   REQUIRE_FALSE(s.ok());
   CHECK(s.message().find("dispatch.control_duraton_s") != std::string::npos);
+}
+
+TEST_CASE("every key the aggregator declares is set, with a comment, in its example file",
+          "[unit][config]") {
+  derms::aggregator::AggregatorOptions o;
+  derms::config::OptionSet set;
+  o.Describe(set);
+  auto parsed =
+      derms::config::ParseFile(DERMS_SOURCE_DIR "/cloud_aggregator/aggregator.example.toml");
+  REQUIRE(parsed.ok());
+  size_t checked = 0;
+  for (const auto& [key, doc] : set.Docs()) {
+    INFO(key);
+    CHECK_FALSE(doc.empty());
+    if (key.size() > 2 && key.compare(key.size() - 2, 2, ".*") == 0) {
+      CHECK(parsed->at_path(key.substr(0, key.size() - 2)));
+    } else {
+      CHECK(parsed->at_path(key));
+    }
+    ++checked;
+  }
+  CHECK(checked >= 40);
 }

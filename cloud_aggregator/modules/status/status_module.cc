@@ -38,6 +38,15 @@ std::string RenderStatusJson(const MetricsSnapshot& s, bool online, int64_t star
   h->set_chunks_sealed(U(s, "rollup_chunks_sealed"));
   h->set_last_pass_ms(static_cast<int64_t>(s.Value("rollup_last_pass_ms")));
   h->set_journal_appended(U(s, "journal_appended"));
+  h->set_journal_write_errors(U(s, "journal_write_errors"));
+  h->set_storage_failing(s.Value("storage_failing") != 0);
+  h->set_storage_last_error(s.Text("storage_last_error"));
+  h->set_storage_failing_since_ms(static_cast<int64_t>(s.Value("storage_failing_since_ms")));
+  h->set_storage_retries(U(s, "storage_retries"));
+  h->set_storage_records_held(U(s, "storage_records_held"));
+  h->set_storage_records_accepted(U(s, "storage_records_accepted"));
+  h->set_storage_records_committed(U(s, "storage_records_committed"));
+  h->set_ingest_paused(s.Value("ingest_paused") != 0);
   return codec::ToOperatorJson(st);
 }
 

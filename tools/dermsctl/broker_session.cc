@@ -84,7 +84,7 @@ int BrokerSession::PrintArriving(const PrintUntil& until,
 
 int PublishRequest(std::string_view command, const BrokerFlags& flags, const std::string& topic,
                    const std::string& payload, const std::string& answer_filter,
-                   const PrintUntil& until) {
+                   const PrintUntil& until, const google::protobuf::Message* reply_schema) {
   auto session = BrokerSession::Open(flags);
   if (!session.ok()) return Fail(command, session.status().message());
   std::vector<std::string> filters;

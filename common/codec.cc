@@ -1,9 +1,82 @@
 #include "common/codec.h"
 
 #include <fmt/format.h>
+#include <google/protobuf/descriptor.h>
 #include <google/protobuf/util/json_util.h>
 
+#include <cmath>
+#include <memory>
+#include <string_view>
+#include <vector>
+
 namespace derms::codec {
+namespace {
+
+bool EndsWith(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+// Decimal places a field of this name is shown with; -1: as it is.
+int DecimalsFor(std::string_view name) {
+  for (std::string_view unit : {"_kw", "_kwh", "_kvar", "_hz"}) {
+    if (EndsWith(name, unit)) return 3;
+  }
+  if (EndsWith(name, "_per_mwh") || name == "cost" || EndsWith(name, "_cost")) return 2;
+  if (EndsWith(name, "_pct") || EndsWith(name, "_v")) return 2;
+  if (EndsWith(name, "_pu") || name == "efficiency") return 4;
+  return -1;
+}
+
+double Rounded(double value, int decimals) {
+  if (!std::isfinite(value)) return value;
+  const double scale = std::pow(10.0, decimals);
+  // Past 2^52 a double has no fraction left to round.
+  if (std::abs(value * scale) >= 4.5e15) return value;
+  // Dividing the whole number by the exact power of ten gives the double
+  // nearest the decimal, which prints as that decimal.
+  double r = std::round(value * scale) / scale;
+  return r == 0 ? 0.0 : r;
+}
+
+}  // namespace
+
+void RoundForPeople(google::protobuf::Message* msg) {
+  using google::protobuf::FieldDescriptor;
+  const google::protobuf::Reflection* reflection = msg->GetReflection();
+  std::vector<const FieldDescriptor*> fields;
+  reflection->ListFields(*msg, &fields);
+  for (const FieldDescriptor* f : fields) {
+    if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+      if (f->is_map()) continue;  // no map of this schema holds doubles
+      if (f->is_repeated()) {
+        for (int i = 0; i < reflection->FieldSize(*msg, f); ++i) {
+          RoundForPeople(reflection->MutableRepeatedMessage(msg, f, i));
+        }
+      } else {
+        RoundForPeople(reflection->MutableMessage(msg, f));
+      }
+      continue;
+    }
+    if (f->cpp_type() != FieldDescriptor::CPPTYPE_DOUBLE) continue;
+    const int decimals = DecimalsFor(f->name());
+    if (decimals < 0) continue;
+    if (f->is_repeated()) {
+      for (int i = 0; i < reflection->FieldSize(*msg, f); ++i) {
+        reflection->SetRepeatedDouble(msg, f, i,
+                                      Rounded(reflection->GetRepeatedDouble(*msg, f, i), decimals));
+      }
+    } else {
+      reflection->SetDouble(msg, f, Rounded(reflection->GetDouble(*msg, f), decimals));
+    }
+  }
+}
+
+std::string ToOperatorJson(const google::protobuf::Message& msg) {
+  std::unique_ptr<google::protobuf::Message> copy(msg.New());
+  copy->CopyFrom(msg);
+  RoundForPeople(copy.get());
+  return ToJson(*copy);
+}
 
 bool LooksLikeJson(std::string_view payload) {
   for (char c : payload) {

@@ -35,6 +35,18 @@ Status ParseOperator(std::string_view payload, std::string_view what,
 std::string ToJson(const google::protobuf::Message& msg);
 std::string ToBinary(const google::protobuf::Message& msg);
 
+// What people read: every double field of `msg` (nested messages included)
+// rounded to the precision its unit means something at, by the field's
+// name: kW, kWh, kvar and Hz to 0.001, prices (`_per_mwh`) and costs
+// (`cost`, `_cost`) to 0.01, `_pct` and `_v` to 0.01, `_pu` and
+// `efficiency` to 0.0001; other doubles (latitude, ...) and non-finite
+// values are left as they are, and -0 becomes 0. For the JSON published on
+// operator topics and printed by tools; device-facing binary keeps full
+// precision.
+void RoundForPeople(google::protobuf::Message* msg);
+// ToJson of a copy of `msg` rounded by RoundForPeople.
+std::string ToOperatorJson(const google::protobuf::Message& msg);
+
 }  // namespace derms::codec
 
 #endif  // DERMS_COMMON_CODEC_H_

@@ -50,6 +50,14 @@ Status ValidateId(std::string_view what, std::string_view id) {
                        fmt::format("{} '{}' does not match [A-Za-z0-9_-]{{1,64}}", what, shown));
 }
 
+std::optional<Kind> RequestKindOf(std::string_view topic) {
+  if (topic.substr(0, kRoot.size()) != kRoot) return std::nullopt;
+  auto p = Split(topic.substr(kRoot.size()));
+  if (p.size() >= 3 && p[0] == "vder" && p.back() == "dispatch") return Kind::kVderDispatch;
+  if (p.size() == 2 && p[0] == "schedule" && p[1] == "request") return Kind::kScheduleRequest;
+  return std::nullopt;
+}
+
 StatusOr<Parsed> Parse(std::string_view topic) {
   if (topic.substr(0, kRoot.size()) != kRoot) return BadTopic(topic);
   auto p = Split(topic.substr(kRoot.size()));
@@ -79,6 +87,14 @@ StatusOr<Parsed> Parse(std::string_view topic) {
     if (p.size() == 3 && p[2] == "status") return with_id(Kind::kVderStatus, "vder_id", p[1]);
     if (p.size() == 4 && p[2] == "dispatch" && p[3] == "result") {
       return with_id(Kind::kVderDispatchResult, "vder_id", p[1]);
+    }
+    if (p.size() > 3 && p.back() == "dispatch") {
+      std::string id(topic.substr(kRoot.size() + 5, topic.size() - kRoot.size() - 5 - 9));
+      return Status::Error(
+          "invalid_id",
+          fmt::format("topic '{}': vder_id '{}' is not one topic level: a virtual DER is "
+                      "addressed by its own id (vder/{{vder_id}}/dispatch), not by its path",
+                      topic, id.substr(0, 200)));
     }
     return BadTopic(topic);
   }

@@ -3,6 +3,7 @@
 #ifndef DERMS_COMMON_TOPICS_H_
 #define DERMS_COMMON_TOPICS_H_
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -46,6 +47,11 @@ struct Parsed {
 // Parses a full topic ("derms/v1/der/bat-1/telemetry"). Errors: "bad_topic"
 // for a topic outside the contract, "invalid_id" for a bad identifier.
 StatusOr<Parsed> Parse(std::string_view topic);
+// The request kind a topic was meant as, even when Parse refuses it (an
+// identifier that breaks the rules, a vder path of several levels where its
+// id belongs): a refused request can still be answered. nullopt for other
+// topics.
+std::optional<Kind> RequestKindOf(std::string_view topic);
 
 std::string DerBirth(std::string_view der_id);
 std::string DerStatus(std::string_view der_id);

@@ -25,16 +25,28 @@ void AvailabilityHolds::Release(const std::string& der_id, const std::string& ho
   if (holds.empty()) holds_.erase(it);
 }
 
-const Hold* AvailabilityHolds::Find(const std::string& der_id, int64_t now_ms) const {
+const Hold* AvailabilityHolds::Find(const std::string& der_id, int64_t now_ms,
+                                    const std::string& except_holder) const {
   auto it = holds_.find(der_id);
   if (it == holds_.end()) return nullptr;
   const Hold* longest = nullptr;
   for (const auto& h : it->second) {
+    if (!except_holder.empty() && h.holder == except_holder) continue;
     if (h.until_ms > now_ms && (longest == nullptr || h.until_ms > longest->until_ms)) {
       longest = &h;
     }
   }
   return longest;
+}
+
+const Hold* AvailabilityHolds::FindBy(const std::string& der_id, const std::string& holder,
+                                      int64_t now_ms) const {
+  auto it = holds_.find(der_id);
+  if (it == holds_.end()) return nullptr;
+  for (const auto& h : it->second) {
+    if (h.holder == holder && h.until_ms > now_ms) return &h;
+  }
+  return nullptr;
 }
 
 void AvailabilityHolds::Expire(int64_t now_ms) {

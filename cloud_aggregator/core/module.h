@@ -14,6 +14,7 @@
 
 #include "cloud_aggregator/core/ports.h"
 #include "cloud_aggregator/core/scheduler.h"
+#include "common/status.h"
 #include "common/topics.h"
 
 namespace derms::aggregator {
@@ -30,6 +31,13 @@ class Module {
   // ..."), created before its first row; it writes them with
   // storage::TableRowRecord through its RecordSink.
   virtual std::vector<std::string> Tables() const { return {}; }
+  // A message meant for one of the module's kinds that the router refused
+  // before it (`why`: an empty payload, an identifier in the topic that
+  // breaks the rules), already counted and logged. `m.parsed.kind` is the
+  // kind it was meant for; `m.parsed.id` is empty when the topic's was bad.
+  // A module that answers requests answers this one too (its response
+  // topic), so no request goes unanswered.
+  virtual void OnRefused(const Inbound& /*m*/, const Status& /*why*/, int64_t /*now_ms*/) {}
   // Adds the module's periodic jobs, once, at wiring time.
   virtual void AddJobs(Scheduler& /*scheduler*/) {}
   // The service stops: close what is in progress (it is stored after this).

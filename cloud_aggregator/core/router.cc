@@ -46,17 +46,41 @@ Status Router::Add(Module* module) {
 
 std::vector<std::string> Router::Filters() const {
   std::vector<std::string> filters;
-  for (const auto& [kind, module] : by_kind_) filters.push_back(SubscriptionFor(kind));
+  for (const auto& [kind, module] : by_kind_) {
+    filters.push_back(SubscriptionFor(kind));
+    if (kind == topics::Kind::kVderDispatch) {
+      // A virtual DER's path (utility/north/north-storage, as its status
+      // shows it) sent where its id belongs: caught to two and three levels,
+      // the tree's usual depth, so the sender is told why nothing happens.
+      // Deeper ones would need vder/#, which brings back every retained
+      // status the aggregator publishes.
+      filters.push_back(topics::Filter("vder/+/+/dispatch"));
+      filters.push_back(topics::Filter("vder/+/+/+/dispatch"));
+    }
+  }
   return filters;
+}
+
+void Router::Refuse(Inbound& m, const Status& why, int64_t now_ms) {
+  intake_.Reject(why, m.topic);
+  // A request refused here is still the module's to answer.
+  auto kind = topics::RequestKindOf(m.topic);
+  if (!kind) return;
+  auto it = by_kind_.find(*kind);
+  if (it == by_kind_.end()) return;
+  if (m.parsed.kind != *kind) m.parsed = topics::Parsed{*kind, {}, {}};
+  it->second->OnRefused(m, why, now_ms);
 }
 
 void Router::Route(Inbound& m, int64_t now_ms) {
   auto parsed = topics::Parse(m.topic);
-  if (!parsed.ok()) return intake_.Reject(parsed.status(), m.topic);
+  if (!parsed.ok()) return Refuse(m, parsed.status(), now_ms);
   if (m.payload.empty()) {
     // An empty retained payload clears a retained message: nothing to store.
-    return intake_.Reject(
-        Status::Error("empty_payload", fmt::format("topic '{}': empty payload", m.topic)), m.topic);
+    m.parsed = std::move(parsed).value();
+    return Refuse(
+        m, Status::Error("empty_payload", fmt::format("topic '{}': empty payload", m.topic)),
+        now_ms);
   }
   auto it = by_kind_.find(parsed->kind);
   if (it == by_kind_.end()) {

@@ -23,10 +23,14 @@ class Router {
   // The MQTT filters to subscribe to, one per declared kind.
   std::vector<std::string> Filters() const;
   // Parses the topic and hands the message to its module; a topic outside
-  // the contract, a kind nobody declared or an empty payload is rejected.
+  // the contract, a kind nobody declared or an empty payload is rejected,
+  // and a rejected request (vder/.../dispatch, schedule/request) is handed
+  // to its module's OnRefused so that it is answered.
   void Route(Inbound& m, int64_t now_ms);
 
  private:
+  void Refuse(Inbound& m, const Status& why, int64_t now_ms);
+
   Intake& intake_;
   std::map<topics::Kind, Module*> by_kind_;
 };

@@ -35,9 +35,25 @@ Status Positive(std::string_view who, std::string_view field, double v) {
   return Status::Ok();
 }
 
+// Ok, or `field` `v` "must be in (0, max]" (NaN and infinities are not).
+Status PositiveUpTo(std::string_view who, std::string_view field, double v, double max,
+                    std::string_view why) {
+  if (Status s = Positive(who, field, v); !s.ok()) return s;
+  if (v > max) return Invalid(who, fmt::format("{} {} outside (0, {}]: {}", field, v, max, why));
+  return Status::Ok();
+}
+
 Status ValidateNamed(const ChargeNeed& need, std::string_view who) {
-  if (Status s = Positive(who, "max_charge_kw", need.max_charge_kw); !s.ok()) return s;
-  if (Status s = Positive(who, "energy_kwh", need.energy_kwh); !s.ok()) return s;
+  if (Status s = PositiveUpTo(who, "max_charge_kw", need.max_charge_kw, kMaxChargeKw,
+                              "more than any one charging site draws");
+      !s.ok()) {
+    return s;
+  }
+  if (Status s = PositiveUpTo(who, "energy_kwh", need.energy_kwh, kMaxEnergyKwh,
+                              "more than any one device stores");
+      !s.ok()) {
+    return s;
+  }
   // Between the years 2000 and 10000, so time arithmetic cannot overflow,
   // and a window of at most 31 days (a month of 5-minute prices).
   constexpr int64_t kYear2000Ms = 946684800000LL;
@@ -63,14 +79,27 @@ Status ValidateNamed(const ChargeNeed& need, std::string_view who) {
     return Invalid(who, fmt::format("soc_pct {} outside [0, 100]", *need.soc_pct));
   }
   if (need.capacity_kwh) {
-    if (Status s = Positive(who, "capacity_kwh", *need.capacity_kwh); !s.ok()) return s;
+    if (Status s = PositiveUpTo(who, "capacity_kwh", *need.capacity_kwh, kMaxEnergyKwh,
+                                "more than any one device stores");
+        !s.ok()) {
+      return s;
+    }
   }
-  if (!(std::isfinite(need.efficiency) && need.efficiency > 0 && need.efficiency <= 1)) {
-    return Invalid(who, fmt::format("efficiency {} outside (0, 1]", need.efficiency));
+  if (!(std::isfinite(need.efficiency) && need.efficiency >= kMinEfficiency &&
+        need.efficiency <= 1)) {
+    return Invalid(who, fmt::format("efficiency {} outside [{}, 1] (stored / drawn)",
+                                    need.efficiency, kMinEfficiency));
   }
-  if (need.undelivered_price_per_mwh && !std::isfinite(*need.undelivered_price_per_mwh)) {
-    return Invalid(who, fmt::format("undelivered_price_per_mwh {} is not a finite number",
-                                    *need.undelivered_price_per_mwh));
+  if (need.undelivered_price_per_mwh) {
+    const double p = *need.undelivered_price_per_mwh;
+    if (!std::isfinite(p)) {
+      return Invalid(who, fmt::format("undelivered_price_per_mwh {} is not a finite number", p));
+    }
+    if (std::abs(p) > kMaxAbsPricePerMwh) {
+      return Invalid(who, fmt::format("undelivered_price_per_mwh {} outside [-{}, {}] (the "
+                                      "bound on forecast prices)",
+                                      p, kMaxAbsPricePerMwh, kMaxAbsPricePerMwh));
+    }
   }
   return Status::Ok();
 }
@@ -422,6 +451,25 @@ double MustDeliverPenalty(const std::vector<ScheduleSlot>& slots, double efficie
 
 Status ValidateNeed(const ChargeNeed& need) { return ValidateNamed(need, "charge request"); }
 
+Status ValidateNeedAt(const ChargeNeed& need, int64_t now_ms) {
+  if (Status s = ValidateNeed(need); !s.ok()) return s;
+  constexpr std::string_view who = "charge request";
+  if (need.ready_by_ms <= now_ms) {
+    return Invalid(who, fmt::format("ready_by_ms {} is not after now ({}): the window is over",
+                                    need.ready_by_ms, now_ms));
+  }
+  if (need.earliest_start_ms > now_ms + kMaxLeadMs) {
+    return Invalid(who, fmt::format("earliest_start_ms {} is more than {} days after now ({})",
+                                    need.earliest_start_ms, kMaxLeadMs / 86400000, now_ms));
+  }
+  return Status::Ok();
+}
+
+Status ValidateImportLimit(double import_limit_kw) {
+  return PositiveUpTo("shared charge request", "import_limit_kw", import_limit_kw,
+                      kMaxImportLimitKw, "more than any one site or feeder imports");
+}
+
 ChargingSchedule OptimizeSingle(const ChargeNeed& need, const std::vector<PriceInterval>& prices) {
   ChargingSchedule schedule;
   std::vector<double> hours;
@@ -508,12 +556,7 @@ StatusOr<ChargingSchedule> SolveSingleWithLp(const ChargeNeed& need,
 StatusOr<std::vector<ChargingSchedule>> OptimizeShared(const std::vector<ChargeNeed>& needs,
                                                        double import_limit_kw,
                                                        const std::vector<PriceInterval>& prices) {
-  if (!(std::isfinite(import_limit_kw) && import_limit_kw > 0)) {
-    return Status::Error(
-        "invalid_field",
-        fmt::format("shared charging: import_limit_kw {} must be a finite number > 0",
-                    import_limit_kw));
-  }
+  if (Status s = ValidateImportLimit(import_limit_kw); !s.ok()) return s;
   for (size_t d = 0; d < needs.size(); ++d) {
     if (Status s = ValidateNamed(needs[d], fmt::format("charge request {}", d)); !s.ok()) return s;
   }

@@ -39,9 +39,28 @@ struct ChargeNeed {
   std::optional<double> undelivered_price_per_mwh;
 };
 
-// Ok, or "invalid_field" naming the field and the rule (power, energy,
-// window, soc in [0, 100], capacity > 0, efficiency in (0, 1], finite values).
+// Bounds on every input, so that no request can make the optimiser's
+// arithmetic meaningless (1e300 kW "solved" at a cost of 3.6e298).
+inline constexpr double kMaxChargeKw = 1e5;        // 100 MW: above any one charging site
+inline constexpr double kMaxEnergyKwh = 1e6;       // 1 GWh: above any one device
+inline constexpr double kMinEfficiency = 0.1;      // stored / drawn
+inline constexpr double kMaxAbsPricePerMwh = 1e5;  // as forecast prices (price_book.h)
+inline constexpr double kMaxImportLimitKw = 1e7;   // above any one site or feeder
+inline constexpr int64_t kMaxLeadMs = 366LL * 86400 * 1000;  // earliest start after now
+
+// Ok, or "invalid_field" naming the field, the value and the rule:
+// max_charge_kw in (0, kMaxChargeKw], energy_kwh and capacity_kwh in
+// (0, kMaxEnergyKwh], times between the years 2000 and 9999 with ready_by
+// after earliest_start by at most 31 days, soc_pct in [0, 100], efficiency
+// in [kMinEfficiency, 1], undelivered price within kMaxAbsPricePerMwh of 0;
+// every number finite.
 [[nodiscard]] Status ValidateNeed(const ChargeNeed& need);
+// ValidateNeed, and against the clock: ready_by after `now_ms` (a window
+// already over cannot be charged in) and earliest start at most kMaxLeadMs
+// after it.
+[[nodiscard]] Status ValidateNeedAt(const ChargeNeed& need, int64_t now_ms);
+// Ok, or "invalid_field": a shared import limit in (0, kMaxImportLimitKw].
+[[nodiscard]] Status ValidateImportLimit(double import_limit_kw);
 
 struct ScheduleSlot {
   int64_t start_ms = 0;

@@ -1,6 +1,7 @@
 // Payload codec: protobuf binary for device topics, canonical JSON (snake_case
 // out, snake_case or lowerCamelCase in) for operator topics.
 #include <catch2/catch.hpp>
+#include <limits>
 #include <string>
 
 #include "common/codec.h"
@@ -145,4 +146,36 @@ TEST_CASE("operator payloads are decoded as JSON or binary by their first byte",
   // A JSON-looking payload is never read as binary: broken JSON is an error.
   derms::v1::GridStatus broken;
   RequireDecodeError(codec::ParseOperator(" {\"load_kw\": }", "grid", &broken), "grid");
+}
+
+TEST_CASE("JSON people read is rounded to what its units mean, binary keeps every digit",
+          "[unit][codec]") {
+  derms::v1::DispatchResult r;
+  r.set_target_kw(5.999999999999992);
+  r.set_shortfall_kw(-7.99e-15);
+  r.set_allocated_kw(72.78349);
+  r.set_timestamp_ms(1767225600123);
+  std::string json = codec::ToOperatorJson(r);
+  CHECK_THAT(json, Catch::Contains("\"target_kw\":6,"));
+  CHECK_THAT(json, Catch::Contains("\"shortfall_kw\":0,"));
+  CHECK_THAT(json, Catch::Contains("\"allocated_kw\":72.783,"));
+  CHECK_THAT(json, Catch::Contains("\"timestamp_ms\":\"1767225600123\""));
+  derms::v1::DispatchResult back;
+  REQUIRE(codec::ParseBinary(codec::ToBinary(r), "", &back).ok());
+  CHECK(back.target_kw() == 5.999999999999992);
+
+  derms::v1::ScheduleResult s;
+  auto* slot = s.add_slots();
+  slot->set_price_per_mwh(42.4999999);
+  slot->set_power_kw(1.0 / 3);
+  s.set_cost(0.71499999);
+  s.set_energy_kwh(std::numeric_limits<double>::quiet_NaN());
+  auto* device = s.add_devices();
+  device->set_grid_energy_kwh(2.0 / 3);
+  json = codec::ToOperatorJson(s);
+  CHECK_THAT(json, Catch::Contains("\"price_per_mwh\":42.5"));
+  CHECK_THAT(json, Catch::Contains("\"power_kw\":0.333}"));
+  CHECK_THAT(json, Catch::Contains("\"cost\":0.71,"));
+  CHECK_THAT(json, Catch::Contains("\"grid_energy_kwh\":0.667,"));
+  CHECK_THAT(json, Catch::Contains("\"energy_kwh\":\"NaN\""));
 }

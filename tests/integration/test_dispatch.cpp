@@ -198,9 +198,20 @@ TEST_CASE("a dispatch request is answered on its MQTT 5 response topic with its 
                        R"({"request_id": "r-43", "target_kw": 50, "duration_s": 60})", false,
                        "utility/replies", "corr-8")
               .ok());
+  // It takes the first request's window over: the first requester is told.
   reply = utility.Next("utility/replies");
   REQUIRE(reply);
+  CHECK(reply->correlation_data == "corr-7");
   REQUIRE(codec::ParseJson(reply->payload, "result", &result).ok());
+  CHECK(result.request_id() == "r-42");
+  CHECK(result.outcome() == v1::DISPATCH_SUPERSEDED);
+  CHECK(result.superseded_by_request_id() == "r-43");
+  reply = utility.Next("utility/replies");
+  REQUIRE(reply);
+  CHECK(reply->correlation_data == "corr-8");
+  REQUIRE(codec::ParseJson(reply->payload, "result", &result).ok());
+  CHECK(result.request_id() == "r-43");
+  CHECK(result.outcome() == v1::DISPATCH_PARTIAL);
   CHECK(result.allocated_kw() == Approx(20));
   CHECK(result.shortfall_kw() == Approx(30));
   CHECK_FALSE(result.reason().empty());
@@ -214,6 +225,7 @@ TEST_CASE("a dispatch request is answered on its MQTT 5 response topic with its 
   REQUIRE(unknown);
   REQUIRE(codec::ParseJson(unknown->payload, "result", &result).ok());
   CHECK(result.shortfall_kw() == Approx(5));
+  CHECK(result.outcome() == v1::DISPATCH_REFUSED);
   CHECK(result.reason().find("unknown virtual DER") != std::string::npos);
 
   // An invalid request is refused, and the refusal names the field.

@@ -1,6 +1,9 @@
 // The charging module without a broker: prices in, a schedule solved and
 // sent, the DER held out of dispatch until it ends, answers folded in.
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
+
+#include <functional>
 
 #include "tests/modules/module_rig.h"
 
@@ -144,4 +147,85 @@ TEST_CASE("a request for a node without prices fails with the reason",
   CHECK(r.status() == v1::SCHEDULE_FAILED);
   CHECK(r.reason().find("NODE-Z") != std::string::npos);
   CHECK(rig.Metric("messages_rejected") == 1);
+}
+
+TEST_CASE("every number of a schedule request is bounded, and the refusal names the field, the "
+          "value and the rule",
+          "[unit][modules][charging]") {
+  ModuleRig rig(Options());
+  rig.Send(topics::PriceForecast("NODE-A"), Prices("NODE-A", kT0));
+  auto base = [] {
+    v1::ScheduleRequest q;
+    q.set_node("NODE-A");
+    q.set_max_charge_kw(10);
+    q.set_energy_kwh(20);
+    q.set_earliest_start_ms(kT0);
+    q.set_ready_by_ms(kT0 + 12 * 3600000LL);
+    return q;
+  };
+  struct Case {
+    const char* name;
+    std::function<void(v1::ScheduleRequest&)> spoil;
+    const char* expect;
+  };
+  const Case cases[] = {
+      {"huge power", [](auto& q) { q.set_max_charge_kw(1e300); }, "max_charge_kw 1e+300 outside"},
+      {"huge energy", [](auto& q) { q.set_energy_kwh(1e300); }, "energy_kwh 1e+300 outside"},
+      {"huge capacity", [](auto& q) { q.set_capacity_kwh(1e300); }, "capacity_kwh 1e+300 outside"},
+      {"tiny efficiency", [](auto& q) { q.set_efficiency(1e-300); }, "efficiency 1e-300 outside"},
+      {"huge undelivered price", [](auto& q) { q.set_undelivered_price_per_mwh(1e300); },
+       "undelivered_price_per_mwh 1e+300 outside"},
+      {"window over", [](auto& q) { q.set_ready_by_ms(kT0 - 1000); }, "ready_by_ms"},
+      {"limit without devices", [](auto& q) { q.set_import_limit_kw(50); },
+       "import_limit_kw 50 is only for a request with devices"},
+      {"huge import limit",
+       [](auto& q) {
+         v1::ScheduleRequest device = q;
+         *q.add_devices() = device;
+         q.set_import_limit_kw(1e300);
+       },
+       "import_limit_kw 1e+300 outside"},
+  };
+  int n = 0;
+  for (const Case& c : cases) {
+    INFO(c.name);
+    v1::ScheduleRequest q = base();
+    q.set_request_id(fmt::format("bad-{}", ++n));
+    c.spoil(q);
+    rig.Send(topics::ScheduleRequest(), codec::ToJson(q));
+    auto results = rig.outbox.On(topics::ScheduleResult(q.request_id()));
+    REQUIRE(results.size() == 1);
+    auto r = rig.outbox.Decode<v1::ScheduleResult>(results[0]);
+    CHECK(r.status() == v1::SCHEDULE_FAILED);
+    CHECK_THAT(r.reason(), Catch::Contains(c.expect));
+  }
+}
+
+TEST_CASE("an empty schedule request is answered on its response topic",
+          "[unit][modules][charging]") {
+  ModuleRig rig(Options());
+  rig.Send(topics::ScheduleRequest(), "", "reply/me", "c1");
+  REQUIRE(rig.outbox.replies.size() == 1);
+  CHECK(rig.outbox.replies[0].correlation_data == "c1");
+  auto r = rig.outbox.Decode<v1::ScheduleResult>(rig.outbox.replies[0]);
+  CHECK(r.status() == v1::SCHEDULE_FAILED);
+  CHECK_THAT(r.reason(), Catch::Contains("empty payload"));
+}
+
+TEST_CASE("a schedule result people read is rounded, the numbers kept",
+          "[unit][modules][charging]") {
+  ModuleRig rig(Options());
+  rig.Send(topics::PriceForecast("NODE-A"), Prices("NODE-A", kT0));
+  v1::ScheduleRequest q;
+  q.set_request_id("thirds");
+  q.set_node("NODE-A");
+  q.set_max_charge_kw(10.0 / 3);
+  q.set_energy_kwh(10.0 / 3);
+  q.set_earliest_start_ms(kT0);
+  q.set_ready_by_ms(kT0 + 12 * 3600000LL);
+  rig.Send(topics::ScheduleRequest(), codec::ToJson(q));
+  auto results = rig.outbox.On(topics::ScheduleResult("thirds"));
+  REQUIRE(results.size() == 1);
+  CHECK_THAT(results[0].payload, Catch::Contains("\"energy_kwh\":3.333,"));
+  CHECK_THAT(results[0].payload, !Catch::Contains("3.3333"));
 }

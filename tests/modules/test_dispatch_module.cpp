@@ -2,6 +2,7 @@
 // in, setpoints out, answers in, runs recorded; deadlines stepped with the
 // clock.
 #include <catch2/catch.hpp>
+#include <algorithm>
 
 #include "tests/modules/module_rig.h"
 
@@ -165,4 +166,164 @@ TEST_CASE("a refused dispatch request names the field and is counted by reason",
   REQUIRE(rig.outbox.replies.size() == 1);
   auto refused = rig.outbox.Decode<v1::DispatchResult>(rig.outbox.replies[0]);
   CHECK_FALSE(refused.reason().empty());
+}
+
+namespace {
+
+// north (bound to sub-1's grid) claims what its child north-storage does not:
+// bat-1 and bat-2 are north-storage's, bat-3 is north's own.
+RigOptions StorageUnderNorth() {
+  RigOptions o;
+  derms::vder::VderDefinition north = GridVder("north", "sub-1");
+  north.children = {"north-storage"};
+  derms::vder::VderDefinition storage;
+  storage.id = storage.name = "north-storage";
+  storage.members.der_ids = {"bat-1", "bat-2"};
+  o.vders = {north, storage};
+  o.dispatch.response_timeout_ms = 2000;
+  return o;
+}
+
+std::string Dispatch(const std::string& request_id, double target_kw, uint32_t duration_s) {
+  v1::DispatchRequest req;
+  req.set_request_id(request_id);
+  req.set_target_kw(target_kw);
+  req.set_duration_s(duration_s);
+  return codec::ToJson(req);
+}
+
+std::vector<v1::DispatchResult> RepliesTo(const ModuleRig& rig, const std::string& topic) {
+  std::vector<v1::DispatchResult> out;
+  for (const auto& p : rig.outbox.replies) {
+    if (p.topic == topic) out.push_back(rig.outbox.Decode<v1::DispatchResult>(p));
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a utility's dispatch window outranks grid runs over its DERs, and its answer is its "
+          "own run's",
+          "[unit][modules][dispatch]") {
+  ModuleRig rig(StorageUnderNorth());
+  rig.Battery("bat-1", "sub-1", 10);
+  rig.Battery("bat-2", "sub-1", 10);
+  rig.Battery("bat-3", "sub-1", 10);
+  rig.Send(topics::VderDispatch("north-storage"), Dispatch("r-1", 5, 600), "u/1", "c-1");
+  auto c1 = rig.ControlsTo("bat-1");
+  auto c2 = rig.ControlsTo("bat-2");
+  REQUIRE(c1.size() == 1);
+  REQUIRE(c2.size() == 1);
+
+  // The grid's automatic balancing every two seconds, before and after the
+  // answers: it neither supersedes the utility's run nor touches its DERs.
+  rig.Send(topics::GridStatus("sub-1"), Grid(112, 100));
+  CHECK(rig.dispatch->active_runs() == 2);
+  rig.Answer("bat-1", c1[0].command_id(), v1::APPLIED);
+  rig.Answer("bat-2", c2[0].command_id(), v1::APPLIED);
+  for (int i = 0; i < 3; ++i) {
+    rig.Advance(2000);
+    rig.Send(topics::GridStatus("sub-1"), Grid(112, 100));
+  }
+  CHECK(rig.ControlsTo("bat-1").size() == 1);
+  CHECK(rig.ControlsTo("bat-2").size() == 1);
+  CHECK(rig.CommandsTo("bat-1").empty());
+  CHECK(rig.CommandsTo("bat-2").empty());
+  // The rest covers the imbalance less what the held DERs put out.
+  auto c3 = rig.ControlsTo("bat-3");
+  REQUIRE_FALSE(c3.empty());
+  CHECK(c3.back().intervals(0).target_kw() == Approx(7.0));
+
+  auto answers = RepliesTo(rig, "u/1");
+  REQUIRE(answers.size() == 1);
+  const v1::DispatchResult done = answers[0];
+  CHECK(done.outcome() == v1::DISPATCH_COMPLETED);
+  CHECK(done.allocated_kw() == Approx(5.0));
+  CHECK(done.shortfall_kw() == Approx(0.0).margin(1e-9));
+  CHECK(done.members_active() == 2);
+  CHECK(done.members_dispatched() == 2);
+  CHECK(done.run_id() > 0);
+  CHECK(done.window_end_ms() - done.window_start_ms() == 600000);
+
+  // A later utility request over the same DERs takes the window over, and
+  // the first requester is told, on the result topic and its response topic.
+  rig.Send(topics::VderDispatch("north-storage"), Dispatch("r-2", 8, 600), "u/2", "c-2");
+  answers = RepliesTo(rig, "u/1");
+  REQUIRE(answers.size() == 2);
+  CHECK(answers[1].outcome() == v1::DISPATCH_SUPERSEDED);
+  CHECK(answers[1].request_id() == "r-1");
+  CHECK(answers[1].superseded_by_request_id() == "r-2");
+  CHECK(answers[1].superseded_by_run_id() > done.run_id());
+  CHECK(rig.outbox.replies.back().correlation_data == "c-1");
+  auto published = rig.outbox.On(topics::VderDispatchResult("north-storage"));
+  REQUIRE(published.size() == 2);
+  CHECK(rig.outbox.Decode<v1::DispatchResult>(published[1]).outcome() ==
+        v1::DISPATCH_SUPERSEDED);
+  CHECK(rig.dispatch->windows() == 1);
+}
+
+TEST_CASE("a dispatch superseded before its answers says so, with its own run's figures",
+          "[unit][modules][dispatch]") {
+  ModuleRig rig(StorageUnderNorth());
+  rig.Battery("bat-1", "sub-1", 10);
+  rig.Battery("bat-2", "sub-1", 10);
+  rig.Send(topics::VderDispatch("north-storage"), Dispatch("r-1", 5, 600), "u/1", "c-1");
+  rig.Send(topics::VderDispatch("north"), Dispatch("r-2", 8, 600), "u/2", "c-2");
+  auto answers = RepliesTo(rig, "u/1");
+  REQUIRE(answers.size() == 1);
+  CHECK(answers[0].outcome() == v1::DISPATCH_SUPERSEDED);
+  CHECK(answers[0].superseded_by_request_id() == "r-2");
+  CHECK(answers[0].allocated_kw() == Approx(0.0).margin(1e-9));  // nothing answered yet
+  CHECK(answers[0].reason().find("2 members not yet answered") != std::string::npos);
+}
+
+TEST_CASE("a dispatch beyond what its members can hold is partially achieved, and says why",
+          "[unit][modules][dispatch]") {
+  ModuleRig rig(StorageUnderNorth());
+  rig.Battery("bat-1", "sub-1", 10);
+  rig.Battery("bat-2", "sub-1", 10);
+  rig.Send(topics::VderDispatch("north-storage"), Dispatch("r-1", 50, 60), "u/1", "c-1");
+  for (const char* der : {"bat-1", "bat-2"}) {
+    auto c = rig.ControlsTo(der);
+    REQUIRE(c.size() == 1);
+    rig.Answer(der, c[0].command_id(), v1::APPLIED);
+  }
+  auto answers = RepliesTo(rig, "u/1");
+  REQUIRE(answers.size() == 1);
+  CHECK(answers[0].outcome() == v1::DISPATCH_PARTIAL);
+  CHECK(answers[0].command_kw() == Approx(20.0));
+  CHECK(answers[0].allocated_kw() == Approx(20.0));
+  CHECK(answers[0].shortfall_kw() == Approx(30.0));
+  CHECK(answers[0].reason().find("can hold") != std::string::npos);
+}
+
+TEST_CASE("a dispatch request refused before it is read is still answered on its response "
+          "topic",
+          "[unit][modules][dispatch]") {
+  ModuleRig rig(StorageUnderNorth());
+  rig.Send(topics::VderDispatch("north"), "", "u/1", "c-1");
+  auto empty = RepliesTo(rig, "u/1");
+  REQUIRE(empty.size() == 1);
+  CHECK(empty[0].outcome() == v1::DISPATCH_REFUSED);
+  CHECK(empty[0].vder_id() == "north");
+  CHECK(empty[0].reason().find("empty payload") != std::string::npos);
+
+  // A virtual DER's path where its id belongs.
+  rig.Send("derms/v1/vder/north/north-storage/dispatch", Dispatch("r-9", 5, 60), "u/2", "c-2");
+  auto path = RepliesTo(rig, "u/2");
+  REQUIRE(path.size() == 1);
+  CHECK(path[0].outcome() == v1::DISPATCH_REFUSED);
+  CHECK(path[0].request_id() == "r-9");
+  CHECK(path[0].reason().find("'north/north-storage' is not one topic level") !=
+        std::string::npos);
+  CHECK(rig.ControlsTo("bat-1").empty());
+  CHECK(rig.Metric("messages_rejected") == 2);
+}
+
+TEST_CASE("the router subscribes to a virtual DER's path sent where its id belongs",
+          "[unit][modules][dispatch]") {
+  ModuleRig rig(StorageUnderNorth());
+  auto filters = rig.router.Filters();
+  CHECK(std::find(filters.begin(), filters.end(), "derms/v1/vder/+/+/dispatch") != filters.end());
+  CHECK(std::find(filters.begin(), filters.end(), "derms/v1/vder/+/dispatch") != filters.end());
 }

@@ -349,9 +349,22 @@ TEST_CASE("every invalid field of a charge request is rejected by name and rule"
   with([](ChargeNeed& n) { n.capacity_kwh = 0; }, "capacity_kwh 0 must be > 0");
   with([](ChargeNeed& n) { n.capacity_kwh = -5; }, "capacity_kwh -5 must be > 0");
   with([&](ChargeNeed& n) { n.capacity_kwh = inf; }, "capacity_kwh inf is not a finite number");
-  with([](ChargeNeed& n) { n.efficiency = 0; }, "efficiency 0 outside (0, 1]");
-  with([](ChargeNeed& n) { n.efficiency = 1.1; }, "efficiency 1.1 outside (0, 1]");
-  with([&](ChargeNeed& n) { n.efficiency = nan; }, "efficiency nan outside (0, 1]");
+  with([](ChargeNeed& n) { n.efficiency = 0; }, "efficiency 0 outside [0.1, 1] (stored / drawn)");
+  with([](ChargeNeed& n) { n.efficiency = 1.1; },
+       "efficiency 1.1 outside [0.1, 1] (stored / drawn)");
+  with([&](ChargeNeed& n) { n.efficiency = nan; },
+       "efficiency nan outside [0.1, 1] (stored / drawn)");
+  with([](ChargeNeed& n) { n.efficiency = 1e-300; },
+       "efficiency 1e-300 outside [0.1, 1] (stored / drawn)");
+  with([](ChargeNeed& n) { n.max_charge_kw = 1e300; },
+       "max_charge_kw 1e+300 outside (0, 100000]: more than any one charging site draws");
+  with([](ChargeNeed& n) { n.energy_kwh = 1e300; },
+       "energy_kwh 1e+300 outside (0, 1000000]: more than any one device stores");
+  with([](ChargeNeed& n) { n.capacity_kwh = 2e6; },
+       "capacity_kwh 2000000 outside (0, 1000000]: more than any one device stores");
+  with([](ChargeNeed& n) { n.undelivered_price_per_mwh = 1e300; },
+       "undelivered_price_per_mwh 1e+300 outside [-100000, 100000] (the bound on forecast "
+       "prices)");
   with([&](ChargeNeed& n) { n.undelivered_price_per_mwh = nan; },
        "undelivered_price_per_mwh nan is not a finite number");
   with([&](ChargeNeed& n) { n.undelivered_price_per_mwh = -inf; },

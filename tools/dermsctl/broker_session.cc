@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <iostream>
+#include <vector>
 
 #include "common/signals.h"
 #include "tools/dermsctl/arguments.h"
@@ -41,24 +42,41 @@ Status BrokerSession::Subscribe(const std::vector<std::string>& filters) {
   return client_->Subscribe(filters, 1, kBrokerTimeout);
 }
 
-Status BrokerSession::Publish(const std::string& topic, const std::string& payload) {
-  return client_->PublishAndWait(mqtt::Message{topic, payload, 1, false, {}, {}}, kBrokerTimeout);
+Status BrokerSession::Publish(const std::string& topic, const std::string& payload,
+                              const std::string& response_topic,
+                              const std::string& correlation_data) {
+  return client_->PublishAndWait(
+      mqtt::Message{topic, payload, 1, false, response_topic, correlation_data}, kBrokerTimeout);
 }
+
+std::string BrokerSession::ReplyTopic() { return fmt::format("dermsctl/{}/reply", ::getpid()); }
 
 std::optional<mqtt::Message> BrokerSession::Next(milliseconds timeout) {
   return inbox_.PopFor(timeout);
 }
 
-int BrokerSession::PrintArriving(const PrintUntil& until) {
+int BrokerSession::PrintArriving(const PrintUntil& until,
+                                 const google::protobuf::Message* reply_schema,
+                                 std::string* refusal) {
   const auto deadline =
       std::chrono::steady_clock::now() + milliseconds(static_cast<int64_t>(until.wait_s * 1000));
+  const std::string reply_topic = ReplyTopic();
   int printed = 0;
+  std::string last_payload;
   while (!stop_ && (until.count <= 0 || printed < until.count)) {
     if (until.wait_s > 0 && std::chrono::steady_clock::now() >= deadline) break;
     auto m = inbox_.PopFor(milliseconds(100));
     if (!m) continue;
-    std::cout << DescribeMessage(*m) << std::endl;
-    ++printed;
+    const bool repeated = printed > 0 && m->payload == last_payload;
+    if (!repeated) {
+      std::cout << (reply_schema != nullptr && m->topic == reply_topic
+                        ? DescribeReply(*m, *reply_schema)
+                        : DescribeMessage(*m))
+                << std::endl;
+      ++printed;
+      last_payload = m->payload;
+      if (until.refusal && refusal != nullptr) *refusal = until.refusal(*m);
+    }
     if (until.is_final && until.is_final(*m)) break;
   }
   return printed;
@@ -66,18 +84,27 @@ int BrokerSession::PrintArriving(const PrintUntil& until) {
 
 int PublishRequest(std::string_view command, const BrokerFlags& flags, const std::string& topic,
                    const std::string& payload, const std::string& answer_filter,
-                   const PrintUntil& until) {
+                   const PrintUntil& until, const google::protobuf::Message* reply_schema) {
   auto session = BrokerSession::Open(flags);
   if (!session.ok()) return Fail(command, session.status().message());
-  if (!answer_filter.empty()) {
-    Status s = (*session)->Subscribe({answer_filter});
+  std::vector<std::string> filters;
+  if (reply_schema != nullptr) filters.push_back(BrokerSession::ReplyTopic());
+  if (!answer_filter.empty()) filters.push_back(answer_filter);
+  if (!filters.empty()) {
+    Status s = (*session)->Subscribe(filters);
     if (!s.ok()) return Fail(command, s.message());
   }
-  Status s = (*session)->Publish(topic, payload);
+  Status s = reply_schema != nullptr
+                 ? (*session)->Publish(topic, payload, BrokerSession::ReplyTopic(),
+                                       fmt::format("{}-{}", ::getpid(), topic))
+                 : (*session)->Publish(topic, payload);
   if (!s.ok()) return Fail(command, s.message());
   fmt::print("published {}\n", topic);
-  if (answer_filter.empty() || until.wait_s <= 0) return 0;
-  if ((*session)->PrintArriving(until) > 0) return 0;
+  if (filters.empty() || until.wait_s <= 0) return 0;
+  std::string refusal;
+  if ((*session)->PrintArriving(until, reply_schema, &refusal) > 0) {
+    return refusal.empty() ? 0 : Fail(command, refusal);
+  }
   if ((*session)->Stopped()) {
     return Fail(command, fmt::format("stopped before an answer came on '{}'", answer_filter));
   }

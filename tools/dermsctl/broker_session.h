@@ -13,6 +13,8 @@
 #include <string_view>
 #include <vector>
 
+#include <google/protobuf/message.h>
+
 #include "common/blocking_queue.h"
 #include "common/mqtt/mqtt_client.h"
 #include "common/status.h"
@@ -34,6 +36,9 @@ struct PrintUntil {
   int count = 0;
   // After the message this says is the last one; empty: none is.
   std::function<bool(const mqtt::Message&)> is_final;
+  // The reason when a message says the request was refused (or failed);
+  // "" when it does not. Empty: no answer is a refusal.
+  std::function<std::string(const mqtt::Message&)> refusal;
 };
 
 // One command's session. Used by one thread; messages of its subscriptions
@@ -50,13 +55,23 @@ class BrokerSession {
 
   // Subscribes at QoS 1 and waits for the broker's acknowledgement.
   [[nodiscard]] Status Subscribe(const std::vector<std::string>& filters);
-  // Publishes at QoS 1, not retained, and waits for the acknowledgement.
-  [[nodiscard]] Status Publish(const std::string& topic, const std::string& payload);
+  // Publishes at QoS 1, not retained, and waits for the acknowledgement;
+  // with a `response_topic`, as an MQTT 5 request answered there.
+  [[nodiscard]] Status Publish(const std::string& topic, const std::string& payload,
+                               const std::string& response_topic = "",
+                               const std::string& correlation_data = "");
+  // A topic of this session's own for answers ("dermsctl/PID/reply").
+  static std::string ReplyTopic();
   // The next message to arrive within `timeout`, if any.
   std::optional<mqtt::Message> Next(std::chrono::milliseconds timeout);
   // Prints each arriving message on stdout as a JSON line until `until` or a
-  // stop signal says to stop. Returns how many it printed.
-  int PrintArriving(const PrintUntil& until);
+  // stop signal says to stop. Returns how many it printed. An answer
+  // arriving twice in a row with the same payload (on the result topic and
+  // the response topic) is printed once. Messages on ReplyTopic() are
+  // decoded as `reply_schema` when given. `refusal`, when given, receives
+  // the reason of the last message `until.refusal` says refused.
+  int PrintArriving(const PrintUntil& until, const google::protobuf::Message* reply_schema = nullptr,
+                    std::string* refusal = nullptr);
   // True once SIGINT or SIGTERM has come.
   bool Stopped() const { return stop_; }
 
@@ -71,12 +86,17 @@ class BrokerSession {
 
 // Publishes `payload` on `topic` and prints "published TOPIC". With an
 // `answer_filter` (subscribed to before publishing) and `until.wait_s` > 0,
-// then prints the answers arriving there as `until` says. Returns the exit
-// code: 0, or kExitFailure with a message naming `command` when the broker
-// fails or no answer came in time.
+// then prints the answers arriving there as `until` says. With a
+// `reply_schema`, the request also carries a response topic of the
+// session's own (subscribed to first), where the aggregator answers even a
+// request it refused before reading it; answers there are decoded as that
+// message. Returns the exit code: 0, or kExitFailure with a message naming
+// `command` when the broker fails, no answer came in time, or an answer
+// refused the request (`until.refusal`; its reason is printed).
 int PublishRequest(std::string_view command, const BrokerFlags& flags, const std::string& topic,
                    const std::string& payload, const std::string& answer_filter,
-                   const PrintUntil& until);
+                   const PrintUntil& until,
+                   const google::protobuf::Message* reply_schema = nullptr);
 
 }  // namespace derms::dermsctl
 

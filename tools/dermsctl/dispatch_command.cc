@@ -33,13 +33,17 @@ int Run(const DispatchArgs& a, const GlobalFlags& globals) {
   r.set_duration_s(static_cast<uint32_t>(a.setpoint.duration_s));
   PrintUntil until;
   until.wait_s = a.wait_s;
-  until.is_final = [request_id = r.request_id()](const mqtt::Message& answer) {
+  // The answer comes on the request's own response topic, refused or not;
+  // the result topic would also bring other requesters' answers.
+  until.is_final = [](const mqtt::Message&) { return true; };
+  until.refusal = [](const mqtt::Message& answer) {
     v1::DispatchResult result;
-    return codec::ParseOperator(answer.payload, answer.topic, &result).ok() &&
-           result.request_id() == request_id;
+    if (!codec::ParseOperator(answer.payload, answer.topic, &result).ok()) return std::string();
+    if (result.outcome() != v1::DISPATCH_REFUSED) return std::string();
+    return fmt::format("dispatch '{}' refused: {}", result.request_id(), result.reason());
   };
   return PublishRequest(kCommand, globals.broker, topics::VderDispatch(a.vder_id), codec::ToJson(r),
-                        topics::VderDispatchResult(a.vder_id), until);
+                        "", until, &v1::DispatchResult::default_instance());
 }
 
 }  // namespace
@@ -48,7 +52,7 @@ Subcommand AddDispatchCommand(CLI::App& app, const GlobalFlags& globals) {
   auto args = std::make_shared<DispatchArgs>();
   auto* cmd = app.add_subcommand(kCommand,
                                  "send a DispatchRequest to vder/{id}/dispatch "
-                                 "and print the DispatchResult");
+                                 "and print the DispatchResult (exit 1 when refused)");
   cmd->add_option("--vder", args->vder_id, "virtual DER id")->required();
   args->setpoint.AddTo(cmd, "total output wanted, kW (+ export)", "0 = now");
   cmd->add_option("--request-id", args->request_id, "default: generated");

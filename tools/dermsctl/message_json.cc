@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <memory>
+
 #include "cloud_aggregator/storage/query.h"
 #include "common/codec.h"
 #include "common/messages.h"
@@ -31,7 +33,18 @@ std::string DescribeMessage(const mqtt::Message& m) {
     return fmt::format("{{\"topic\":{},\"error\":{}}}", topic, storage::JsonString(s.message()));
   }
   return fmt::format("{{\"topic\":{},\"retained\":{},\"message\":{}}}", topic,
-                     m.retained ? "true" : "false", codec::ToJson(*msg));
+                     m.retained ? "true" : "false", codec::ToOperatorJson(*msg));
+}
+
+std::string DescribeReply(const mqtt::Message& m, const google::protobuf::Message& schema) {
+  const std::string topic = storage::JsonString(m.topic);
+  std::unique_ptr<google::protobuf::Message> msg(schema.New());
+  Status s = codec::ParseOperator(m.payload, m.topic, msg.get());
+  if (!s.ok()) {
+    return fmt::format("{{\"topic\":{},\"error\":{}}}", topic, storage::JsonString(s.message()));
+  }
+  return fmt::format("{{\"topic\":{},\"retained\":false,\"message\":{}}}", topic,
+                     codec::ToOperatorJson(*msg));
 }
 
 }  // namespace derms::dermsctl

@@ -2,6 +2,8 @@
 #ifndef DERMS_TOOLS_DERMSCTL_MESSAGE_JSON_H_
 #define DERMS_TOOLS_DERMSCTL_MESSAGE_JSON_H_
 
+#include <google/protobuf/message.h>
+
 #include <string>
 
 #include "common/mqtt/mqtt_client.h"
@@ -15,6 +17,9 @@ namespace derms::dermsctl {
 //   {"topic":T,"bytes":N}                      no schema, not JSON
 //   {"topic":T,"error":"..."}                  not a derms topic, or undecodable
 std::string DescribeMessage(const mqtt::Message& m);
+// The same for an answer on a topic outside the contract (a response
+// topic), decoded as `schema`.
+std::string DescribeReply(const mqtt::Message& m, const google::protobuf::Message& schema);
 
 }  // namespace derms::dermsctl
 

@@ -58,6 +58,14 @@ bool IsFinalResult(const mqtt::Message& answer) {
   return r.status() != v1::SCHEDULE_SOLVED || r.command_id().empty();
 }
 
+// A failed schedule's reason; "" for any other answer.
+std::string FailedReason(const mqtt::Message& answer) {
+  v1::ScheduleResult r;
+  if (!codec::ParseOperator(answer.payload, answer.topic, &r).ok()) return "";
+  if (r.status() != v1::SCHEDULE_FAILED) return "";
+  return fmt::format("schedule '{}' failed: {}", r.request_id(), r.reason());
+}
+
 int RunRequest(const RequestArgs& a, const GlobalFlags& globals) {
   const int64_t now_ms = globals.NowMs();
   const std::string request_id =
@@ -84,8 +92,10 @@ int RunRequest(const RequestArgs& a, const GlobalFlags& globals) {
   PrintUntil until;
   until.wait_s = a.wait_s;
   until.is_final = IsFinalResult;
+  until.refusal = FailedReason;
   return PublishRequest(kRequestCommand, globals.broker, topics::ScheduleRequest(),
-                        codec::ToJson(sq), topics::ScheduleResult(request_id), until);
+                        codec::ToJson(sq), topics::ScheduleResult(request_id), until,
+                        &v1::ScheduleResult::default_instance());
 }
 
 int RunGet(const std::string& request_id, const GlobalFlags& globals) {
@@ -96,8 +106,10 @@ int RunGet(const std::string& request_id, const GlobalFlags& globals) {
   lookup.set_request_id(request_id);
   PrintUntil until;
   until.is_final = [](const mqtt::Message&) { return true; };
+  until.refusal = FailedReason;
   return PublishRequest(kGetCommand, globals.broker, topics::ScheduleRequest(),
-                        codec::ToJson(lookup), topics::ScheduleResult(request_id), until);
+                        codec::ToJson(lookup), topics::ScheduleResult(request_id), until,
+                        &v1::ScheduleResult::default_instance());
 }
 
 }  // namespace

@@ -121,6 +121,14 @@ void ChargingModule::OnPriceForecast(const Inbound& m, int64_t now_ms) {
                 node, forecast.issued_ms, merged.intervals_added, merged.intervals_ignored);
 }
 
+void ChargingModule::OnRefused(const Inbound& m, const Status& why, int64_t now_ms) {
+  if (m.parsed.kind != topics::Kind::kScheduleRequest || m.response_topic.empty()) return;
+  derms::v1::ScheduleResult refused;
+  refused.set_status(derms::v1::SCHEDULE_FAILED);
+  refused.set_reason(why.message());
+  Publish(refused, m.response_topic, m.correlation_data, now_ms, false);
+}
+
 void ChargingModule::OnScheduleRequest(const Inbound& m, int64_t now_ms) {
   ScheduleEntry entry;
   entry.received_ms = now_ms;
@@ -199,7 +207,7 @@ void ChargingModule::OnScheduleRequest(const Inbound& m, int64_t now_ms) {
 namespace {
 
 // One device's need from its request fields; errors name the field.
-Status NeedFrom(const derms::v1::ScheduleRequest& q, const std::string& where,
+Status NeedFrom(const derms::v1::ScheduleRequest& q, const std::string& where, int64_t now_ms,
                 scheduling::ChargeNeed* need) {
   need->max_charge_kw = q.max_charge_kw();
   need->energy_kwh = q.energy_kwh();
@@ -215,7 +223,14 @@ Status NeedFrom(const derms::v1::ScheduleRequest& q, const std::string& where,
     return Status::Error("invalid_field",
                          fmt::format("{}der_id must match [A-Za-z0-9_-]{{1,64}}", where));
   }
-  Status s = scheduling::ValidateNeed(*need);
+  if (q.devices_size() > 0 && !where.empty()) {
+    return Status::Error("invalid_field", where + "devices: a device may not have devices");
+  }
+  if (!where.empty() && q.import_limit_kw() != 0) {
+    return Status::Error("invalid_field",
+                         where + "import_limit_kw: given per request, not per device");
+  }
+  Status s = scheduling::ValidateNeedAt(*need, now_ms);
   if (!s.ok()) return Status::Error(s.code(), where + s.message());
   return Status::Ok();
 }
@@ -291,17 +306,23 @@ void ChargingModule::Solve(ScheduleEntry& entry, int64_t now_ms) {
   } else {
     devices.push_back(&q);
   }
-  std::vector<scheduling::ChargeNeed> needs(devices.size());
-  for (size_t i = 0; i < devices.size(); ++i) {
-    Status s = NeedFrom(*devices[i], shared ? fmt::format("devices[{}]: ", i) : "", &needs[i]);
-    if (!s.ok()) return fail(s.message());
-  }
   if (q.devices_size() > kMaxDevices) {
     return fail(
         fmt::format("devices: {} given, at most {} per request", q.devices_size(), kMaxDevices));
   }
-  if (shared && !(q.import_limit_kw() > 0 && std::isfinite(q.import_limit_kw()))) {
-    return fail(fmt::format("import_limit_kw {} must be > 0 with devices", q.import_limit_kw()));
+  std::vector<scheduling::ChargeNeed> needs(devices.size());
+  for (size_t i = 0; i < devices.size(); ++i) {
+    Status s = NeedFrom(*devices[i], shared ? fmt::format("devices[{}]: ", i) : "", now_ms,
+                        &needs[i]);
+    if (!s.ok()) return fail(s.message());
+  }
+  if (shared) {
+    if (Status s = scheduling::ValidateImportLimit(q.import_limit_kw()); !s.ok()) {
+      return fail(s.message() + " (required with devices)");
+    }
+  } else if (q.import_limit_kw() != 0) {
+    return fail(fmt::format("import_limit_kw {} is only for a request with devices",
+                            q.import_limit_kw()));
   }
   // The pricing node: given, else the first device's DER's substation's,
   // else the default.
@@ -461,7 +482,7 @@ void ChargingModule::Publish(const derms::v1::ScheduleResult& result,
                              int64_t now_ms, bool on_result_topic) {
   derms::v1::ScheduleResult stamped = result;
   stamped.set_timestamp_ms(now_ms);
-  std::string json = codec::ToJson(stamped);
+  std::string json = codec::ToOperatorJson(stamped);
   if (on_result_topic) outbox_.Publish(topics::ScheduleResult(stamped.request_id()), json);
   outbox_.Reply(response_topic, correlation_data, json);
 }

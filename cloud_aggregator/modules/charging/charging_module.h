@@ -63,6 +63,9 @@ class ChargingModule : public Module, public ControlAnswers {
     return {topics::Kind::kForecast, topics::Kind::kScheduleRequest};
   }
   void OnMessage(const Inbound& m, int64_t now_ms) override;
+  // A schedule request the router refused (an empty payload): answered
+  // SCHEDULE_FAILED with the reason on its response topic.
+  void OnRefused(const Inbound& m, const Status& why, int64_t now_ms) override;
   void OnControlResponse(const std::string& der_id, const derms::v1::ControlResponse& r,
                          int64_t now_ms) override;
 

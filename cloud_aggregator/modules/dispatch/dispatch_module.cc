@@ -42,6 +42,22 @@ derms::v1::DispatchRunSummary Summarise(const storage::DispatchRunRecord& r,
   return s;
 }
 
+// Within this of the target (kW), a utility's dispatch is achieved.
+constexpr double kAchievedKw = 1e-3;
+
+derms::v1::DispatchResult Refusal(const std::string& request_id, const std::string& vder_id,
+                                  double target_kw, const std::string& reason, int64_t now_ms) {
+  derms::v1::DispatchResult r;
+  r.set_request_id(request_id);
+  r.set_vder_id(vder_id);
+  r.set_target_kw(target_kw);
+  r.set_shortfall_kw(target_kw);
+  r.set_outcome(derms::v1::DISPATCH_REFUSED);
+  r.set_reason(reason);
+  r.set_timestamp_ms(now_ms);
+  return r;
+}
+
 }  // namespace
 
 void DispatchOptions::Describe(config::OptionSet& set) {
@@ -67,7 +83,7 @@ DispatchModule::DispatchModule(const DispatchOptions& options, Outbox& outbox, R
                                const TimeSource& time, Intake& intake, Metrics& metrics,
                                const FleetView& fleet, VderBoard& board, ControlChannel& controls,
                                controls::ControlLedger& ledger,
-                               const controls::AvailabilityHolds& holds, int64_t last_run_id)
+                               controls::AvailabilityHolds& holds, int64_t last_run_id)
     : options_(options),
       outbox_(outbox),
       sink_(sink),
@@ -86,9 +102,26 @@ void DispatchModule::OnMessage(const Inbound& m, int64_t now_ms) {
   if (m.parsed.kind == topics::Kind::kVderDispatch) return OnDispatchRequest(m, now_ms);
 }
 
+void DispatchModule::OnRefused(const Inbound& m, const Status& why, int64_t now_ms) {
+  if (m.parsed.kind != topics::Kind::kVderDispatch) return;
+  // The payload may still say which request it was.
+  derms::v1::DispatchRequest req;
+  if (!m.payload.empty()) {
+    (void)codec::ParseOperator(m.payload, "", &req);
+  }
+  outbox_.Reply(m.response_topic, m.correlation_data,
+                codec::ToOperatorJson(Refusal(req.request_id(), m.parsed.id, req.target_kw(),
+                                              why.message(), now_ms)));
+}
+
 void DispatchModule::AddJobs(Scheduler& scheduler) {
   // Every tick: a run's deadline is what bounds its answer time.
-  scheduler.Every("dispatch.deadlines", 0, [this](int64_t now_ms) { CheckDeadlines(now_ms); });
+  scheduler.Every("dispatch.deadlines", 0, [this](int64_t now_ms) {
+    CheckDeadlines(now_ms);
+    for (auto it = windows_.begin(); it != windows_.end();) {
+      it = it->second.end_ms <= now_ms ? windows_.erase(it) : std::next(it);
+    }
+  });
 }
 
 void DispatchModule::OnGridStatus(const Inbound& m, int64_t now_ms) {
@@ -133,12 +166,9 @@ void DispatchModule::OnDispatchRequest(const Inbound& m, int64_t now_ms) {
   if (!s.ok()) {
     intake_.Reject(s, m.topic);
     // Answered where the requester listens, when it said where.
-    derms::v1::DispatchResult refused;
-    refused.set_request_id(req.request_id());
-    refused.set_vder_id(vder_id);
-    refused.set_reason(s.message());
-    refused.set_timestamp_ms(now_ms);
-    outbox_.Reply(m.response_topic, m.correlation_data, codec::ToJson(refused));
+    outbox_.Reply(m.response_topic, m.correlation_data,
+                  codec::ToOperatorJson(Refusal(req.request_id(), vder_id, req.target_kw(),
+                                                s.message(), now_ms)));
     return;
   }
   intake_.Accept();
@@ -164,10 +194,8 @@ void DispatchModule::OnDispatchRequest(const Inbound& m, int64_t now_ms) {
     refused = "dispatch is disabled on this aggregator ([dispatch] enabled = false)";
   }
   if (!refused.empty()) {
-    result.set_shortfall_kw(req.target_kw());
-    result.set_reason(refused);
-    result.set_timestamp_ms(now_ms);
-    return Answer(result, pending.response_topic, pending.correlation_data);
+    return Answer(Refusal(req.request_id(), vder_id, req.target_kw(), refused, now_ms),
+                  pending.response_topic, pending.correlation_data);
   }
   storage::DispatchRunRecord record;
   record.trigger = "dispatch_request";
@@ -176,10 +204,9 @@ void DispatchModule::OnDispatchRequest(const Inbound& m, int64_t now_ms) {
            std::move(pending));
 }
 
-std::vector<workflow::ActiveMember> DispatchModule::ActiveMembers(int root,
-                                                                  const std::string& substation_id,
-                                                                  int64_t duration_s,
-                                                                  int64_t now_ms) const {
+std::vector<workflow::ActiveMember> DispatchModule::ActiveMembers(
+    int root, const std::string& substation_id, int64_t duration_s, int64_t now_ms, bool grid_run,
+    double* held_kw, size_t* held) const {
   const vder::VderFleet& vders = fleet_.vders();
   const vder::VderTree& tree = vders.tree();
   std::vector<workflow::ActiveMember> members;
@@ -194,7 +221,19 @@ std::vector<workflow::ActiveMember> DispatchModule::ActiveMembers(int root,
       const registry::DerState* der = fleet_.Find(der_id);
       if (der == nullptr || !fleet_.IsActive(*der, now_ms)) continue;
       if (!substation_id.empty() && der->birth.substation_id() != substation_id) continue;
-      if (holds_.Held(der_id, now_ms)) continue;
+      // A utility's window outranks a grid run; an owner's schedule
+      // outranks both. A later utility request may take over a window.
+      if (holds_.Find(der_id, now_ms, grid_run ? std::string() : std::string(kHolder))) {
+        if (grid_run && holds_.FindBy(der_id, kHolder, now_ms) != nullptr) {
+          const controls::InForce* f = ledger_.InForceFor(der_id, now_ms);
+          *held_kw += f != nullptr ? f->kw
+                                   : dispatch::DerMember(der->birth, der->last,
+                                                         static_cast<double>(duration_s), 0)
+                                         .baseline_kw;
+          ++*held;
+        }
+        continue;
+      }
       members.push_back({der_id, v, der->birth.der_type(),
                          dispatch::DerMember(der->birth, der->last, static_cast<double>(duration_s),
                                              fleet_.costs().CostOf(der->birth))});
@@ -211,19 +250,58 @@ void DispatchModule::StartRun(int root, double requested_kw, storage::DispatchRu
                               const std::string& substation_id, int64_t start_ms,
                               int64_t duration_s, int64_t now_ms, ActiveRun pending) {
   const vder::VderTree& tree = fleet_.vders().tree();
-  // A newer run over any of the same DERs supersedes the older one.
+  const bool grid_run = record.trigger == "grid_status";
+  const int64_t run_id = ++last_run_id_;
+  // A newer run over any of the same DERs supersedes the older one, except
+  // that a grid run never supersedes a utility's: it leaves the utility's
+  // DERs alone instead.
   std::vector<int64_t> overlapping;
   for (const auto& [id, r] : runs_) {
+    if (grid_run && r.answer) continue;
     if (tree.IsWithin(r.root, root) || tree.IsWithin(root, r.root)) overlapping.push_back(id);
   }
-  for (int64_t id : overlapping) FinishRun(id, "superseded", now_ms);
+  for (int64_t id : overlapping) {
+    runs_[id].superseded_by_run_id = run_id;
+    runs_[id].superseded_by_request_id = record.request_id;
+    FinishRun(id, "superseded", now_ms);
+  }
 
-  const bool grid_run = record.trigger == "grid_status";
-  auto members = ActiveMembers(root, substation_id, duration_s, now_ms);           // stage 2
+  double held_kw = 0;
+  size_t held = 0;
+  auto members =
+      ActiveMembers(root, substation_id, duration_s, now_ms, grid_run, &held_kw, &held);  // 2
+  if (held > 0) {
+    // What the held DERs put out covers part of the imbalance already.
+    pending.note = fmt::format(
+        "{} DERs held by a utility's dispatch window left out ({:.1f} kW of their output "
+        "counted against the imbalance)",
+        held, held_kw);
+    requested_kw -= held_kw;
+  }
   workflow::Capacity capacity = workflow::TotalCapacity(members);                  // stage 3
   workflow::Command command = workflow::DischargeCommand(requested_kw, capacity);  // stage 5
-  int64_t run_id = ++last_run_id_;
   runs_started_.Add();
+  if (!grid_run) {
+    // The window: the run's members are held for it, and it supersedes the
+    // windows of earlier requests over the same DERs.
+    std::vector<std::string> der_ids;
+    for (const auto& m : members) der_ids.push_back(m.der_id);
+    SupersedeWindows(root, der_ids, run_id, record.request_id, now_ms);
+    Window& w = windows_[run_id];
+    w.vder_id = tree.definition(root).id;
+    w.start_ms = start_ms > 0 ? start_ms : now_ms;
+    w.end_ms = w.start_ms + duration_s * 1000;
+    w.response_topic = pending.response_topic;
+    w.correlation_data = pending.correlation_data;
+    for (const std::string& der_id : der_ids) {
+      holds_.Place(der_id, controls::Hold{kHolder, w.end_ms,
+                                          fmt::format("utility dispatch '{}' on '{}' (run {})",
+                                                      record.request_id, w.vder_id, run_id)});
+    }
+    w.der_ids = std::move(der_ids);
+    pending.result.set_window_start_ms(w.start_ms);
+    pending.result.set_window_end_ms(w.end_ms);
+  }
   record.run_id = run_id;
   record.vder_id = tree.definition(root).id;
   record.policy = std::string(dispatch::PolicyName(tree.definition(root).policy));
@@ -289,11 +367,14 @@ void DispatchModule::SendRound(ActiveRun& run, const std::vector<size_t>& member
 
 void DispatchModule::ReleaseUnneeded(const ActiveRun& run, int64_t now_ms) {
   // DERs in this run's reach still following one of our setpoints that this
-  // run does not need go back to their default now, not when it ends.
+  // run does not need go back to their default now, not when it ends;
+  // except those a utility's window holds, which a grid run leaves alone.
   const vder::VderFleet& vders = fleet_.vders();
   const vder::VderTree& tree = vders.tree();
   const std::string& substation_id = run.record.substation_id;
+  const std::string except = run.answer ? std::string(kHolder) : std::string();
   for (const std::string& der_id : ledger_.DersInForce()) {
+    if (holds_.Find(der_id, now_ms, except) != nullptr) continue;
     const controls::InForce* in_force = ledger_.InForceFor(der_id, INT64_MIN);
     int claimant = vders.claimant(der_id);
     bool in_reach = in_force != nullptr && in_force->run_id != run.record.run_id && claimant >= 0 &&
@@ -382,8 +463,28 @@ void DispatchModule::FinishRun(int64_t run_id, const std::string& outcome, int64
     why.push_back(fmt::format("{} active members can hold {:.1f} to {:.1f} kW over {} s",
                               r.members_active, r.min_kw, r.max_kw, r.duration_s));
   }
+  if (!run.note.empty()) why.push_back(run.note);
   if (!result.reason.empty()) why.push_back(result.reason);
-  if (outcome != "completed") why.push_back(fmt::format("run {} before all answers", outcome));
+  size_t unanswered = 0;
+  for (const auto& m : run.run->members()) {
+    if (m.state == workflow::MemberState::kSent || m.state == workflow::MemberState::kToSend) {
+      ++unanswered;
+    }
+  }
+  if (outcome != "completed") {
+    std::string by = run.superseded_by_run_id == 0
+                         ? std::string()
+                         : fmt::format(" by run {}{}", run.superseded_by_run_id,
+                                       run.superseded_by_request_id.empty()
+                                           ? std::string(" (grid status)")
+                                           : fmt::format(" (request '{}')",
+                                                         run.superseded_by_request_id));
+    why.push_back(unanswered == 0
+                      ? fmt::format("run {}{}", outcome, by)
+                      : fmt::format("run {}{} before all answers: {} members not yet answered are "
+                                    "counted at what they did before",
+                                    outcome, by, unanswered));
+  }
   r.reason = fmt::format("{}", fmt::join(why, "; "));
 
   for (size_t i = 0; i < run.run->members().size(); ++i) {
@@ -412,20 +513,86 @@ void DispatchModule::FinishRun(int64_t run_id, const std::string& outcome, int64
       r.no_answer, r.rounds, r.reason.empty() ? "" : "; " + r.reason);
   if (run.answer) {
     derms::v1::DispatchResult& answer = run.result;
+    answer.set_run_id(run_id);
+    answer.set_command_kw(r.command_kw);
+    answer.set_planned_kw(r.planned_kw);
+    answer.set_members_active(r.members_active);
     answer.set_allocated_kw(r.achieved_kw);
     answer.set_shortfall_kw(answer.target_kw() - r.achieved_kw);
     answer.set_members_dispatched(result.members_dispatched);
     answer.set_reason(r.reason);
     answer.set_timestamp_ms(now_ms);
+    if (outcome == "completed") {
+      answer.set_outcome(std::abs(answer.shortfall_kw()) <= kAchievedKw
+                             ? derms::v1::DISPATCH_COMPLETED
+                             : derms::v1::DISPATCH_PARTIAL);
+    } else if (outcome == "superseded") {
+      answer.set_outcome(derms::v1::DISPATCH_SUPERSEDED);
+      answer.set_superseded_by_run_id(run.superseded_by_run_id);
+      answer.set_superseded_by_request_id(run.superseded_by_request_id);
+    } else {
+      answer.set_outcome(derms::v1::DISPATCH_INTERRUPTED);
+    }
     Answer(answer, run.response_topic, run.correlation_data);
+    auto window = windows_.find(run_id);
+    if (window != windows_.end()) {
+      if (outcome == "superseded") {
+        EndWindow(run_id);
+      } else {
+        window->second.answered = true;
+        window->second.result = answer;
+      }
+    }
   }
   sink_.Add(std::move(r));
+}
+
+void DispatchModule::SupersedeWindows(int root, const std::vector<std::string>& der_ids,
+                                      int64_t by_run_id, const std::string& by_request_id,
+                                      int64_t now_ms) {
+  const vder::VderTree& tree = fleet_.vders().tree();
+  std::vector<int64_t> ended;
+  for (const auto& [id, w] : windows_) {
+    if (id == by_run_id) continue;
+    int other = tree.Find(w.vder_id);
+    bool overlaps = other >= 0 && (tree.IsWithin(other, root) || tree.IsWithin(root, other));
+    for (size_t i = 0; !overlaps && i < w.der_ids.size(); ++i) {
+      overlaps = std::find(der_ids.begin(), der_ids.end(), w.der_ids[i]) != der_ids.end();
+    }
+    if (overlaps) ended.push_back(id);
+  }
+  for (int64_t id : ended) {
+    Window& w = windows_[id];
+    // A window whose run is still waiting is told by FinishRun; one already
+    // answered is told now that its window is cut short.
+    if (w.answered) {
+      derms::v1::DispatchResult told = w.result;
+      told.set_outcome(derms::v1::DISPATCH_SUPERSEDED);
+      told.set_superseded_by_run_id(by_run_id);
+      told.set_superseded_by_request_id(by_request_id);
+      told.set_reason(fmt::format(
+          "window superseded by request '{}' (run {}) with {:.0f} s of it left; what it "
+          "achieved: {}",
+          by_request_id, by_run_id, static_cast<double>(w.end_ms - now_ms) / 1000.0,
+          w.result.reason().empty() ? "the target" : w.result.reason()));
+      told.set_timestamp_ms(now_ms);
+      Answer(told, w.response_topic, w.correlation_data);
+    }
+    EndWindow(id);
+  }
+}
+
+void DispatchModule::EndWindow(int64_t run_id) {
+  auto it = windows_.find(run_id);
+  if (it == windows_.end()) return;
+  for (const std::string& der_id : it->second.der_ids) holds_.Release(der_id, kHolder);
+  windows_.erase(it);
 }
 
 void DispatchModule::Answer(const derms::v1::DispatchResult& result,
                             const std::string& response_topic,
                             const std::string& correlation_data) {
-  std::string json = codec::ToJson(result);
+  std::string json = codec::ToOperatorJson(result);
   outbox_.Publish(topics::VderDispatchResult(result.vder_id()), json);
   outbox_.Reply(response_topic, correlation_data, json);
 }

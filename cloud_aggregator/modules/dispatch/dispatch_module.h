@@ -6,6 +6,14 @@
 // The decisions are workflow:: and dispatch:: logic; this module feeds them
 // and carries out what they say. DERs under an availability hold (an owner's
 // charging schedule) are left out.
+//
+// A utility's dispatch outranks automatic balancing for its window: the
+// run's members are held (holder "dispatch") from the request until the
+// window ends, grid runs leave held DERs alone and ask the rest for the
+// imbalance less what the held ones put out, and only a later utility
+// request over the same DERs supersedes the window (its requester is told,
+// DISPATCH_SUPERSEDED, on the result topic and its response topic). Every
+// answer carries its outcome and the figures of its own run.
 #ifndef DERMS_CLOUD_AGGREGATOR_MODULES_DISPATCH_DISPATCH_MODULE_H_
 #define DERMS_CLOUD_AGGREGATOR_MODULES_DISPATCH_DISPATCH_MODULE_H_
 
@@ -57,13 +65,20 @@ class DispatchModule : public Module, public ControlAnswers {
   DispatchModule(const DispatchOptions& options, Outbox& outbox, RecordSink& sink,
                  const TimeSource& time, Intake& intake, Metrics& metrics, const FleetView& fleet,
                  VderBoard& board, ControlChannel& controls, controls::ControlLedger& ledger,
-                 const controls::AvailabilityHolds& holds, int64_t last_run_id);
+                 controls::AvailabilityHolds& holds, int64_t last_run_id);
+
+  // Who the dispatch window holds are placed by.
+  static constexpr char kHolder[] = "dispatch";
 
   const char* name() const override { return "dispatch"; }
   std::vector<topics::Kind> Topics() const override {
     return {topics::Kind::kGridStatus, topics::Kind::kVderDispatch};
   }
   void OnMessage(const Inbound& m, int64_t now_ms) override;
+  // A dispatch request the router refused (empty payload, a topic whose
+  // vder_id breaks the rules): answered DISPATCH_REFUSED on its response
+  // topic.
+  void OnRefused(const Inbound& m, const Status& why, int64_t now_ms) override;
   void AddJobs(Scheduler& scheduler) override;
   void OnStop(int64_t now_ms) override { FinishAll("stopped", now_ms); }
   void OnControlResponse(const std::string& der_id, const derms::v1::ControlResponse& r,
@@ -72,6 +87,8 @@ class DispatchModule : public Module, public ControlAnswers {
   // Ends every run as it stands (`outcome`: "reconfigured", "stopped").
   void FinishAll(const std::string& outcome, int64_t now_ms);
   size_t active_runs() const { return runs_.size(); }
+  // Utility dispatch windows not yet over.
+  size_t windows() const { return windows_.size(); }
 
  private:
   // A dispatch run waiting for answers.
@@ -89,6 +106,23 @@ class DispatchModule : public Module, public ControlAnswers {
     derms::v1::DispatchResult result;
     std::string response_topic;
     std::string correlation_data;
+    // What the run must explain in its reason besides the DERs' answers.
+    std::string note;
+    // Set when a later request supersedes it.
+    int64_t superseded_by_run_id = 0;
+    std::string superseded_by_request_id;
+  };
+
+  // A utility's dispatch window: its members are held until `end_ms`.
+  struct Window {
+    std::string vder_id;
+    std::vector<std::string> der_ids;
+    int64_t start_ms = 0;
+    int64_t end_ms = 0;
+    bool answered = false;  // its run has ended and was answered with `result`
+    derms::v1::DispatchResult result;
+    std::string response_topic;
+    std::string correlation_data;
   };
 
   void OnGridStatus(const Inbound& m, int64_t now_ms);
@@ -98,8 +132,18 @@ class DispatchModule : public Module, public ControlAnswers {
   void StartRun(int root, double requested_kw, storage::DispatchRunRecord record,
                 const std::string& substation_id, int64_t start_ms, int64_t duration_s,
                 int64_t now_ms, ActiveRun pending);
+  // The run's members. A grid run (`grid_run`) leaves out every held DER and
+  // adds up in `held_kw` what those a utility's window holds put out; a
+  // utility's run leaves out only DERs others than dispatch hold.
   std::vector<workflow::ActiveMember> ActiveMembers(int root, const std::string& substation_id,
-                                                    int64_t duration_s, int64_t now_ms) const;
+                                                    int64_t duration_s, int64_t now_ms,
+                                                    bool grid_run, double* held_kw,
+                                                    size_t* held) const;
+  // Ends the windows over `root` or any of `der_ids` (a later request's):
+  // releases their holds and tells their requesters when already answered.
+  void SupersedeWindows(int root, const std::vector<std::string>& der_ids, int64_t by_run_id,
+                        const std::string& by_request_id, int64_t now_ms);
+  void EndWindow(int64_t run_id);
   void SendRound(ActiveRun& run, const std::vector<size_t>& members, int64_t now_ms);
   void ReleaseUnneeded(const ActiveRun& run, int64_t now_ms);
   void Advance(int64_t run_id, int64_t now_ms);
@@ -117,9 +161,10 @@ class DispatchModule : public Module, public ControlAnswers {
   VderBoard& board_;
   ControlChannel& controls_;
   controls::ControlLedger& ledger_;
-  const controls::AvailabilityHolds& holds_;
+  controls::AvailabilityHolds& holds_;
   Counter& runs_started_;
   std::map<int64_t, ActiveRun> runs_;  // by run id
+  std::map<int64_t, Window> windows_;  // by the run id of the request that opened it
   int64_t last_run_id_;
 };
 

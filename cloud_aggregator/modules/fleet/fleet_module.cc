@@ -313,7 +313,7 @@ void FleetModule::PublishVderStatuses(bool force_all) {
     st.set_available_charge_kw(a.available_charge_kw);
     st.set_energy_available_kwh(a.energy_available_kwh);
     st.set_timestamp_ms(now_ms);
-    outbox_.Publish(topics::VderStatus(def.id), codec::ToJson(st), true);
+    outbox_.Publish(topics::VderStatus(def.id), codec::ToOperatorJson(st), true);
     view.published = a;
     view.published_version = fleet_->version(v);
     view.published_mono_ms = mono_ms;

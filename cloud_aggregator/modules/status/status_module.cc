@@ -47,7 +47,7 @@ std::string RenderStatusJson(const MetricsSnapshot& s, bool online, int64_t star
   h->set_storage_records_accepted(U(s, "storage_records_accepted"));
   h->set_storage_records_committed(U(s, "storage_records_committed"));
   h->set_ingest_paused(s.Value("ingest_paused") != 0);
-  return codec::ToJson(st);
+  return codec::ToOperatorJson(st);
 }
 
 void StatusModule::AddJobs(Scheduler& scheduler) {

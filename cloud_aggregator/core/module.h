@@ -12,12 +12,24 @@
 #include <string>
 #include <vector>
 
+#include "cloud_aggregator/core/intake.h"
+#include "cloud_aggregator/core/metrics.h"
 #include "cloud_aggregator/core/ports.h"
 #include "cloud_aggregator/core/scheduler.h"
 #include "common/status.h"
 #include "common/topics.h"
 
 namespace derms::aggregator {
+
+// The ports every module is handed, in one bundle (the core's, or a test's
+// fakes): publish, store, time, say what became of a message, count.
+struct ModulePorts {
+  Outbox& outbox;
+  RecordSink& sink;
+  const TimeSource& time;
+  Intake& intake;
+  Metrics& metrics;
+};
 
 class Module {
  public:

@@ -127,28 +127,26 @@ Aggregator::Aggregator(const AggregatorOptions& options, const Clock& clock,
 Status Aggregator::Wire(vder::VderTree tree) {
   RegisterStorageMetrics(metrics_, *store_, journal_.get());
 
-  controls_ = std::make_unique<ControlsModule>(outbox_, sink_, intake_, metrics_);
+  const ModulePorts ports{outbox_, sink_, time_, intake_, metrics_};
+  controls_ = std::make_unique<ControlsModule>(ports);
   FleetOptions fleet_options = options_.fleet;
   fleet_options.headroom_s = options_.dispatch.control_duration_s;
-  fleet_ =
-      std::make_unique<FleetModule>(fleet_options, options_.vders, std::move(tree), outbox_, sink_,
-                                    time_, intake_, metrics_, *controls_, store_->LoadBirths());
-  dispatch_ = std::make_unique<DispatchModule>(
-      options_.dispatch, outbox_, sink_, time_, intake_, metrics_, *fleet_, *fleet_, *controls_,
-      controls_->ledger(), controls_->holds(), store_->last_run_id());
+  fleet_ = std::make_unique<FleetModule>(fleet_options, options_.vders, std::move(tree), ports,
+                                         *controls_, store_->LoadBirths());
+  dispatch_ = std::make_unique<DispatchModule>(options_.dispatch, ports, *fleet_, *fleet_,
+                                               *controls_, controls_->ledger(), controls_->holds(),
+                                               store_->last_run_id());
   storage::Store* store = store_.get();
   charging_ = std::make_unique<ChargingModule>(
-      options_.schedule, outbox_, sink_, time_, intake_, *fleet_, *controls_, controls_->ledger(),
-      controls_->holds(), scheduler_,
-      [store](const std::string& id) { return store->LoadScheduleResult(id); },
+      options_.schedule, ports, *fleet_, *controls_, controls_->ledger(), controls_->holds(),
+      scheduler_, [store](const std::string& id) { return store->LoadScheduleResult(id); },
       store_->TakeStoredForecasts());
   controls_->AddListener(charging_.get());
   controls_->AddListener(dispatch_.get());
-  auto history = HistoryModule::Create(options_.history, *store_, outbox_, sink_, time_, metrics_);
+  auto history = HistoryModule::Create(options_.history, *store_, ports);
   if (!history.ok()) return history.status();
   history_ = std::move(history).value();
-  status_ =
-      std::make_unique<StatusModule>(options_.status_interval_s, started_ms_, outbox_, metrics_);
+  status_ = std::make_unique<StatusModule>(options_.status_interval_s, started_ms_, ports);
 
   modules_ = {controls_.get(), fleet_.get(),   dispatch_.get(),
               charging_.get(), history_.get(), status_.get()};

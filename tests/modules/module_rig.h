@@ -32,19 +32,17 @@ struct RigOptions {
 class ModuleRig {
  public:
   explicit ModuleRig(RigOptions o = {}) : time(kT0), intake(metrics), router(intake) {
-    controls = std::make_unique<aggregator::ControlsModule>(outbox, sink, intake, metrics);
+    controls = std::make_unique<aggregator::ControlsModule>(ports);
     auto tree = vder::VderTree::Build(o.vders);
     REQUIRE(tree.ok());
     vder::VderConfig config;
     config.vders = o.vders;
-    fleet = std::make_unique<aggregator::FleetModule>(
-        o.fleet, config, std::move(tree).value(), outbox, sink, time, intake, metrics, *controls);
+    fleet = std::make_unique<aggregator::FleetModule>(o.fleet, config, std::move(tree).value(),
+                                                      ports, *controls);
     dispatch = std::make_unique<aggregator::DispatchModule>(
-        o.dispatch, outbox, sink, time, intake, metrics, *fleet, *fleet, *controls,
-        controls->ledger(), controls->holds(), 0);
+        o.dispatch, ports, *fleet, *fleet, *controls, controls->ledger(), controls->holds(), 0);
     charging = std::make_unique<aggregator::ChargingModule>(
-        o.charging, outbox, sink, time, intake, *fleet, *controls, controls->ledger(),
-        controls->holds(), scheduler,
+        o.charging, ports, *fleet, *controls, controls->ledger(), controls->holds(), scheduler,
         [this](const std::string& id) -> std::optional<derms::v1::ScheduleResult> {
           for (const auto& r : archive) {
             if (r.request_id() == id) return r;
@@ -138,6 +136,7 @@ class ModuleRig {
   aggregator::Intake intake;
   aggregator::Scheduler scheduler;  // no executor: background work runs inline
   aggregator::Router router;
+  aggregator::ModulePorts ports{outbox, sink, time, intake, metrics};
   std::vector<derms::v1::ScheduleResult> archive;  // what the "database" holds
   std::unique_ptr<aggregator::ControlsModule> controls;
   std::unique_ptr<aggregator::FleetModule> fleet;

@@ -52,17 +52,16 @@ void ChargingOptions::Describe(config::OptionSet& set) {
           "price forecasts for intervals that ended longer ago are purged");
 }
 
-ChargingModule::ChargingModule(const ChargingOptions& options, Outbox& outbox, RecordSink& sink,
-                               const TimeSource& time, Intake& intake, const FleetView& fleet,
-                               ControlChannel& controls, controls::ControlLedger& ledger,
-                               controls::AvailabilityHolds& holds, Scheduler& scheduler,
-                               ResultArchive archive,
+ChargingModule::ChargingModule(const ChargingOptions& options, const ModulePorts& ports,
+                               const FleetView& fleet, ControlChannel& controls,
+                               controls::ControlLedger& ledger, controls::AvailabilityHolds& holds,
+                               Scheduler& scheduler, ResultArchive archive,
                                const std::vector<derms::v1::PriceForecast>& stored)
     : options_(options),
-      outbox_(outbox),
-      sink_(sink),
-      time_(time),
-      intake_(intake),
+      outbox_(ports.outbox),
+      sink_(ports.sink),
+      time_(ports.time),
+      intake_(ports.intake),
       fleet_(fleet),
       controls_(controls),
       ledger_(ledger),
@@ -78,7 +77,7 @@ ChargingModule::ChargingModule(const ChargingOptions& options, Outbox& outbox, R
     price_book_.Merge(forecast);
     ++loaded;
   }
-  price_book_.Purge(time.NowMs(), options_.keep_prices_days * 86400 * 1000);
+  price_book_.Purge(time_.NowMs(), options_.keep_prices_days * 86400 * 1000);
   if (loaded > 0) {
     spdlog::info("price book: {} stored forecasts for {} nodes", loaded,
                  price_book_.Nodes().size());
@@ -312,8 +311,8 @@ void ChargingModule::Solve(ScheduleEntry& entry, int64_t now_ms) {
   }
   std::vector<scheduling::ChargeNeed> needs(devices.size());
   for (size_t i = 0; i < devices.size(); ++i) {
-    Status s = NeedFrom(*devices[i], shared ? fmt::format("devices[{}]: ", i) : "", now_ms,
-                        &needs[i]);
+    Status s =
+        NeedFrom(*devices[i], shared ? fmt::format("devices[{}]: ", i) : "", now_ms, &needs[i]);
     if (!s.ok()) return fail(s.message());
   }
   if (shared) {
@@ -321,8 +320,8 @@ void ChargingModule::Solve(ScheduleEntry& entry, int64_t now_ms) {
       return fail(s.message() + " (required with devices)");
     }
   } else if (q.import_limit_kw() != 0) {
-    return fail(fmt::format("import_limit_kw {} is only for a request with devices",
-                            q.import_limit_kw()));
+    return fail(
+        fmt::format("import_limit_kw {} is only for a request with devices", q.import_limit_kw()));
   }
   // The pricing node: given, else the first device's DER's substation's,
   // else the default.

@@ -52,8 +52,7 @@ class ChargingModule : public Module, public ControlAnswers {
       std::function<std::optional<derms::v1::ScheduleResult>(const std::string& request_id)>;
 
   // `stored_prices`: the forecasts kept in SQLite, in arrival order.
-  ChargingModule(const ChargingOptions& options, Outbox& outbox, RecordSink& sink,
-                 const TimeSource& time, Intake& intake, const FleetView& fleet,
+  ChargingModule(const ChargingOptions& options, const ModulePorts& ports, const FleetView& fleet,
                  ControlChannel& controls, controls::ControlLedger& ledger,
                  controls::AvailabilityHolds& holds, Scheduler& scheduler, ResultArchive archive,
                  const std::vector<derms::v1::PriceForecast>& stored_prices);

@@ -6,12 +6,12 @@
 
 namespace derms::aggregator {
 
-ControlsModule::ControlsModule(Outbox& outbox, RecordSink& sink, Intake& intake, Metrics& metrics)
-    : outbox_(outbox),
-      sink_(sink),
-      intake_(intake),
-      controls_sent_(metrics.AddCounter("controls_sent", "controls published to DERs")),
-      responses_(metrics.AddCounter("control_responses", "answers from DERs to controls")) {}
+ControlsModule::ControlsModule(const ModulePorts& ports)
+    : outbox_(ports.outbox),
+      sink_(ports.sink),
+      intake_(ports.intake),
+      controls_sent_(ports.metrics.AddCounter("controls_sent", "controls published to DERs")),
+      responses_(ports.metrics.AddCounter("control_responses", "answers from DERs to controls")) {}
 
 void ControlsModule::OnMessage(const Inbound& m, int64_t now_ms) {
   const std::string& der_id = m.parsed.id;

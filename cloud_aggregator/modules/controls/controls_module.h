@@ -19,7 +19,7 @@ namespace derms::aggregator {
 
 class ControlsModule : public Module, public ControlChannel {
  public:
-  ControlsModule(Outbox& outbox, RecordSink& sink, Intake& intake, Metrics& metrics);
+  explicit ControlsModule(const ModulePorts& ports);
 
   const char* name() const override { return "controls"; }
   std::vector<topics::Kind> Topics() const override { return {topics::Kind::kDerResponse}; }

@@ -79,22 +79,21 @@ void DispatchOptions::Describe(config::OptionSet& set) {
            "no frequency term within this many Hz of nominal");
 }
 
-DispatchModule::DispatchModule(const DispatchOptions& options, Outbox& outbox, RecordSink& sink,
-                               const TimeSource& time, Intake& intake, Metrics& metrics,
+DispatchModule::DispatchModule(const DispatchOptions& options, const ModulePorts& ports,
                                const FleetView& fleet, VderBoard& board, ControlChannel& controls,
-                               controls::ControlLedger& ledger,
-                               controls::AvailabilityHolds& holds, int64_t last_run_id)
+                               controls::ControlLedger& ledger, controls::AvailabilityHolds& holds,
+                               int64_t last_run_id)
     : options_(options),
-      outbox_(outbox),
-      sink_(sink),
-      time_(time),
-      intake_(intake),
+      outbox_(ports.outbox),
+      sink_(ports.sink),
+      time_(ports.time),
+      intake_(ports.intake),
       fleet_(fleet),
       board_(board),
       controls_(controls),
       ledger_(ledger),
       holds_(holds),
-      runs_started_(metrics.AddCounter("dispatch_runs", "dispatch runs started")),
+      runs_started_(ports.metrics.AddCounter("dispatch_runs", "dispatch runs started")),
       last_run_id_(last_run_id) {}
 
 void DispatchModule::OnMessage(const Inbound& m, int64_t now_ms) {
@@ -167,8 +166,8 @@ void DispatchModule::OnDispatchRequest(const Inbound& m, int64_t now_ms) {
     intake_.Reject(s, m.topic);
     // Answered where the requester listens, when it said where.
     outbox_.Reply(m.response_topic, m.correlation_data,
-                  codec::ToOperatorJson(Refusal(req.request_id(), vder_id, req.target_kw(),
-                                                s.message(), now_ms)));
+                  codec::ToOperatorJson(
+                      Refusal(req.request_id(), vder_id, req.target_kw(), s.message(), now_ms)));
     return;
   }
   intake_.Accept();
@@ -472,13 +471,13 @@ void DispatchModule::FinishRun(int64_t run_id, const std::string& outcome, int64
     }
   }
   if (outcome != "completed") {
-    std::string by = run.superseded_by_run_id == 0
-                         ? std::string()
-                         : fmt::format(" by run {}{}", run.superseded_by_run_id,
-                                       run.superseded_by_request_id.empty()
-                                           ? std::string(" (grid status)")
-                                           : fmt::format(" (request '{}')",
-                                                         run.superseded_by_request_id));
+    std::string by =
+        run.superseded_by_run_id == 0
+            ? std::string()
+            : fmt::format(" by run {}{}", run.superseded_by_run_id,
+                          run.superseded_by_request_id.empty()
+                              ? std::string(" (grid status)")
+                              : fmt::format(" (request '{}')", run.superseded_by_request_id));
     why.push_back(unanswered == 0
                       ? fmt::format("run {}{}", outcome, by)
                       : fmt::format("run {}{} before all answers: {} members not yet answered are "

@@ -62,8 +62,7 @@ struct DispatchOptions {
 class DispatchModule : public Module, public ControlAnswers {
  public:
   // `last_run_id`: the largest run id stored; new runs count on from it.
-  DispatchModule(const DispatchOptions& options, Outbox& outbox, RecordSink& sink,
-                 const TimeSource& time, Intake& intake, Metrics& metrics, const FleetView& fleet,
+  DispatchModule(const DispatchOptions& options, const ModulePorts& ports, const FleetView& fleet,
                  VderBoard& board, ControlChannel& controls, controls::ControlLedger& ledger,
                  controls::AvailabilityHolds& holds, int64_t last_run_id);
 

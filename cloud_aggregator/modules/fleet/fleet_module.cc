@@ -25,30 +25,29 @@ void FleetOptions::Describe(config::OptionSet& set) {
 }
 
 FleetModule::FleetModule(const FleetOptions& options, vder::VderConfig config, vder::VderTree tree,
-                         Outbox& outbox, RecordSink& sink, const TimeSource& time, Intake& intake,
-                         Metrics& metrics, ControlChannel& controls,
+                         const ModulePorts& ports, ControlChannel& controls,
                          std::map<std::string, derms::v1::DerBirth> stored_births)
     : options_(options),
-      outbox_(outbox),
-      sink_(sink),
-      time_(time),
-      intake_(intake),
+      outbox_(ports.outbox),
+      sink_(ports.sink),
+      time_(ports.time),
+      intake_(ports.intake),
       controls_(controls),
       registry_(registry::RegistryOptions{options.offline_after_intervals, 300, 30000}),
       stored_births_(std::move(stored_births)),
       config_(std::move(config)),
       fleet_(std::make_unique<vder::VderFleet>(std::move(tree))),
-      ders_known_(metrics.AddGauge("ders_known", "DERs ever heard of")),
-      ders_online_(metrics.AddGauge("ders_online", "DERs online now")),
-      vders_(metrics.AddGauge("vders", "virtual DERs, implicit ones included")),
-      vder_conflicts_(
-          metrics.AddCounter("vder_conflicts", "DERs two virtual DERs claimed (the first kept)")),
-      seq_jumps_(metrics.AddCounter(
+      ders_known_(ports.metrics.AddGauge("ders_known", "DERs ever heard of")),
+      ders_online_(ports.metrics.AddGauge("ders_online", "DERs online now")),
+      vders_(ports.metrics.AddGauge("vders", "virtual DERs, implicit ones included")),
+      vder_conflicts_(ports.metrics.AddCounter("vder_conflicts",
+                                               "DERs two virtual DERs claimed (the first kept)")),
+      seq_jumps_(ports.metrics.AddCounter(
           "telemetry_seq_jumps",
           "telemetry whose seq ran further ahead than the DER's interval allows (stored, not "
           "adopted)")),
-      reloads_(metrics.AddCounter("reloads", "configuration reloads applied")),
-      reloads_rejected_(metrics.AddCounter(
+      reloads_(ports.metrics.AddCounter("reloads", "configuration reloads applied")),
+      reloads_rejected_(ports.metrics.AddCounter(
           "reloads_rejected", "configuration reloads refused (the running one stayed)")) {
   Count();
 }

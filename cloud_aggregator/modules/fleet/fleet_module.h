@@ -58,8 +58,7 @@ class FleetModule : public Module, public FleetView, public VderBoard {
   // resend retained births to a session it kept), its telemetry is checked
   // against that nameplate instead of being quarantined as unborn.
   FleetModule(const FleetOptions& options, vder::VderConfig config, vder::VderTree tree,
-              Outbox& outbox, RecordSink& sink, const TimeSource& time, Intake& intake,
-              Metrics& metrics, ControlChannel& controls,
+              const ModulePorts& ports, ControlChannel& controls,
               std::map<std::string, derms::v1::DerBirth> stored_births = {});
 
   const char* name() const override { return "fleet"; }

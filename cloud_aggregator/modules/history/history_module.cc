@@ -96,24 +96,25 @@ Status HistoryModuleOptions::ReadReports(const toml::table& t, const std::string
 
 StatusOr<std::unique_ptr<HistoryModule>> HistoryModule::Create(const HistoryModuleOptions& options,
                                                                storage::Store& store,
-                                                               Outbox& outbox, RecordSink& sink,
-                                                               const TimeSource& time,
-                                                               Metrics& metrics) {
+                                                               const ModulePorts& ports) {
   // No thread of its own (interval 0): the scheduler runs its passes.
   storage::HistoryOptions jobs_options = options.jobs;
   jobs_options.interval_s = 0;
-  auto jobs = storage::HistoryJobs::Start(&store, jobs_options, [&time] { return time.NowMs(); });
+  auto jobs = storage::HistoryJobs::Start(&store, jobs_options,
+                                          [&time = ports.time] { return time.NowMs(); });
   if (!jobs.ok()) return jobs.status();
   auto module = std::unique_ptr<HistoryModule>(
-      new HistoryModule(options, store, std::move(jobs).value(), outbox, sink));
+      new HistoryModule(options, store, std::move(jobs).value(), ports.outbox, ports.sink));
   const storage::HistoryCounters& c = module->jobs_->counters();
   Gauge& watermark =
-      metrics.AddGauge("rollup_watermark_ms", "5-minute buckets before this are rolled up");
-  Gauge& buckets = metrics.AddGauge("rollup_buckets_written", "rollup buckets written");
-  Gauge& late = metrics.AddGauge("rollup_late_buckets", "5-minute buckets redone for late samples");
-  Gauge& sealed = metrics.AddGauge("rollup_chunks_sealed", "chunks of buckets compressed");
-  Gauge& last_pass = metrics.AddGauge("rollup_last_pass_ms", "wall duration of the last pass");
-  metrics.AddCollector([&c, &watermark, &buckets, &late, &sealed, &last_pass] {
+      ports.metrics.AddGauge("rollup_watermark_ms", "5-minute buckets before this are rolled up");
+  Gauge& buckets = ports.metrics.AddGauge("rollup_buckets_written", "rollup buckets written");
+  Gauge& late =
+      ports.metrics.AddGauge("rollup_late_buckets", "5-minute buckets redone for late samples");
+  Gauge& sealed = ports.metrics.AddGauge("rollup_chunks_sealed", "chunks of buckets compressed");
+  Gauge& last_pass =
+      ports.metrics.AddGauge("rollup_last_pass_ms", "wall duration of the last pass");
+  ports.metrics.AddCollector([&c, &watermark, &buckets, &late, &sealed, &last_pass] {
     watermark.Set(static_cast<double>(c.watermark_ms.load()));
     buckets.Set(static_cast<double>(c.buckets.load()));
     late.Set(static_cast<double>(c.late_buckets.load()));

@@ -51,9 +51,8 @@ struct HistoryModuleOptions {
 class HistoryModule : public Module {
  public:
   static StatusOr<std::unique_ptr<HistoryModule>> Create(const HistoryModuleOptions& options,
-                                                         storage::Store& store, Outbox& outbox,
-                                                         RecordSink& sink, const TimeSource& time,
-                                                         Metrics& metrics);
+                                                         storage::Store& store,
+                                                         const ModulePorts& ports);
 
   const char* name() const override { return "history"; }
   void AddJobs(Scheduler& scheduler) override;

@@ -18,8 +18,11 @@ std::string RenderStatusJson(const MetricsSnapshot& snapshot, bool online, int64
 
 class StatusModule : public Module {
  public:
-  StatusModule(int64_t interval_s, int64_t started_ms, Outbox& outbox, const Metrics& metrics)
-      : interval_s_(interval_s), started_ms_(started_ms), outbox_(outbox), metrics_(metrics) {}
+  StatusModule(int64_t interval_s, int64_t started_ms, const ModulePorts& ports)
+      : interval_s_(interval_s),
+        started_ms_(started_ms),
+        outbox_(ports.outbox),
+        metrics_(ports.metrics) {}
 
   const char* name() const override { return "status"; }
   void AddJobs(Scheduler& scheduler) override;

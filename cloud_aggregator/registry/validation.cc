@@ -147,13 +147,17 @@ Status CheckTelemetryPlausible(const derms::v1::Telemetry& m, const derms::v1::D
   const double discharge = limit(birth.max_discharge_kw());
   const double charge = limit(birth.max_charge_kw());
   const double apparent = limit(std::max(birth.max_discharge_kw(), birth.max_charge_kw()));
-  const std::string nameplate = fmt::format(
-      "(nameplate: discharge {} kW, charge {} kW; + {} % + {} kW)", birth.max_discharge_kw(),
-      birth.max_charge_kw(), std::round(o.nameplate_tolerance * 1000) / 10, o.nameplate_slack_kw);
+  // Described only when a value fails: this runs for every sample.
+  auto nameplate = [&] {
+    return fmt::format("(nameplate: discharge {} kW, charge {} kW; + {} % + {} kW)",
+                       birth.max_discharge_kw(), birth.max_charge_kw(),
+                       std::round(o.nameplate_tolerance * 1000) / 10, o.nameplate_slack_kw);
+  };
   auto within = [&](std::string_view field, double v, double lo, double hi,
-                    const std::string& why) {
+                    std::string_view why = "") {
     if (v >= lo && v <= hi) return Status::Ok();
-    return c.Fail("implausible", fmt::format("{} {} outside [{}, {}] {}", field, v, lo, hi, why));
+    return c.Fail("implausible",
+                  fmt::format("{} {} outside [{}, {}] {}{}", field, v, lo, hi, why, nameplate()));
   };
   auto measured = [&](std::string_view field, double v, double lo, double hi,
                       std::string_view unit) {
@@ -162,19 +166,19 @@ Status CheckTelemetryPlausible(const derms::v1::Telemetry& m, const derms::v1::D
                                              field, v, lo, hi, unit));
   };
   return First({
-      within("active_power_kw", m.active_power_kw(), -charge, discharge, nameplate),
-      m.has_setpoint_kw() ? within("setpoint_kw", m.setpoint_kw(), -charge, discharge, nameplate)
+      within("active_power_kw", m.active_power_kw(), -charge, discharge),
+      m.has_setpoint_kw() ? within("setpoint_kw", m.setpoint_kw(), -charge, discharge)
                           : Status::Ok(),
-      m.has_baseline_kw() ? within("baseline_kw", m.baseline_kw(), -charge, discharge, nameplate)
+      m.has_baseline_kw() ? within("baseline_kw", m.baseline_kw(), -charge, discharge)
                           : Status::Ok(),
       m.has_available_discharge_kw()
-          ? within("available_discharge_kw", m.available_discharge_kw(), 0, discharge, nameplate)
+          ? within("available_discharge_kw", m.available_discharge_kw(), 0, discharge)
           : Status::Ok(),
       m.has_available_charge_kw()
-          ? within("available_charge_kw", m.available_charge_kw(), 0, charge, nameplate)
+          ? within("available_charge_kw", m.available_charge_kw(), 0, charge)
           : Status::Ok(),
       within("reactive_power_kvar", m.reactive_power_kvar(), -apparent, apparent,
-             "(the larger kW rating bounds the inverter's apparent power) " + nameplate),
+             "(the larger kW rating bounds the inverter's apparent power) "),
       measured("voltage_v", m.voltage_v(), 0, o.max_voltage_v, "V"),
       measured("frequency_hz", m.frequency_hz(), o.min_frequency_hz, o.max_frequency_hz, "Hz"),
       m.timestamp_ms() <= now_ms + o.max_ahead_ms

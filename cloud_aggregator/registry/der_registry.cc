@@ -91,14 +91,15 @@ DerRegistry::Outcome DerRegistry::OnTelemetry(const derms::v1::Telemetry& t, int
     uint64_t ceiling =
         SeqCeiling(der, der.last.seq(), der.last_adopted_ms, der.last_bd_seq, now_ms);
     if (t.seq() > ceiling) {
-      bool continues =
-          der.jump_run > 0 && t.seq() > der.jump_seq &&
-          t.seq() <= SeqCeiling(der, der.jump_seq, der.jump_heard_ms, der.jump_bd_seq, now_ms);
-      der.jump_run = continues ? der.jump_run + 1 : 1;
-      der.jump_seq = t.seq();
-      der.jump_heard_ms = now_ms;
-      der.jump_bd_seq = der.bd_seq;
-      if (der.jump_run < options_.seq_jump_confirmations) {
+      auto [watch, fresh] = jump_watches_.try_emplace(der.der_id);
+      JumpWatch& w = watch->second;
+      bool continues = !fresh && t.seq() > w.seq &&
+                       t.seq() <= SeqCeiling(der, w.seq, w.heard_ms, w.bd_seq, now_ms);
+      w.run = continues ? w.run + 1 : 1;
+      w.seq = t.seq();
+      w.heard_ms = now_ms;
+      w.bd_seq = der.bd_seq;
+      if (w.run < options_.seq_jump_confirmations) {
         out.seq_jump = true;
         out.seq_ceiling = ceiling;
         return out;
@@ -114,7 +115,8 @@ DerRegistry::Outcome DerRegistry::OnTelemetry(const derms::v1::Telemetry& t, int
     der.has_telemetry = true;
     der.last_adopted_ms = now_ms;
     der.last_bd_seq = der.bd_seq;
-    der.jump_run = 0;  // the adopted sequence goes on (or a jump was confirmed)
+    // The adopted sequence goes on (or a jump was confirmed): no run to watch.
+    if (!jump_watches_.empty()) jump_watches_.erase(der.der_id);
   }
   // Silence made it offline; hearing it again brings it back. An explicit
   // offline status waits for the next birth instead.

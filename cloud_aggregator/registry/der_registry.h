@@ -44,26 +44,23 @@
 
 namespace derms::registry {
 
-enum class OfflineCause { kNone, kStatus, kSilence };
+enum class OfflineCause : uint8_t { kNone, kStatus, kSilence };
 
+// One per DER known, for a fleet of 100,000 and more: the fields are ordered
+// so that the flags share one word.
 struct DerState {
   std::string der_id;
-  bool has_birth = false;
   derms::v1::DerBirth birth;
-  bool online = false;
-  OfflineCause offline_cause = OfflineCause::kNone;
-  uint64_t bd_seq = 0;  // session of the last birth or status accepted
-  bool has_telemetry = false;
   derms::v1::Telemetry last;    // newest adopted, by seq
+  uint64_t bd_seq = 0;          // session of the last birth or status accepted
   int64_t last_adopted_ms = 0;  // when `last` arrived
   uint64_t last_bd_seq = 0;     // the session in force when `last` arrived
   int64_t last_heard_ms = 0;    // when live telemetry (not a seq jump) last arrived
   int64_t rebirth_requested_ms = 0;
-  // The run of seq jumps being watched (jump_run 0: none).
-  int jump_run = 0;
-  uint64_t jump_seq = 0;
-  int64_t jump_heard_ms = 0;
-  uint64_t jump_bd_seq = 0;
+  bool has_birth = false;
+  bool online = false;
+  bool has_telemetry = false;
+  OfflineCause offline_cause = OfflineCause::kNone;
 
   // A CRITICAL alarm in the newest telemetry: a hardware fault.
   bool faulted() const;
@@ -133,8 +130,19 @@ class DerRegistry {
   // Every change of DerState::online goes through here, keeping the count.
   void SetOnline(DerState& der, bool online);
 
+  // A run of seq jumps being watched for one DER (header comment). Kept
+  // apart from DerState: few DERs ever have one, and every DER would pay
+  // for the fields.
+  struct JumpWatch {
+    int run = 0;
+    uint64_t seq = 0;
+    int64_t heard_ms = 0;
+    uint64_t bd_seq = 0;
+  };
+
   RegistryOptions options_;
   std::map<std::string, DerState> ders_;
+  std::map<std::string, JumpWatch> jump_watches_;  // by der_id; only DERs with a run
   size_t online_count_ = 0;
 };
 

@@ -1,52 +1,68 @@
 #include "cloud_aggregator/core/metrics.h"
 
+#include <utility>
+
 namespace derms::aggregator {
 
-const MetricsSnapshot::Family* MetricsSnapshot::Find(const std::string& name) const {
+const MetricsSnapshot::Family* MetricsSnapshot::Find(std::string_view name) const {
   for (const auto& f : families) {
-    if (f.name == name) return &f;
+    if (f.about->name == name) return &f;
   }
   return nullptr;
 }
 
-double MetricsSnapshot::Value(const std::string& name, const std::string& label) const {
+double MetricsSnapshot::Value(std::string_view name) const {
   const Family* f = Find(name);
-  if (f == nullptr) return 0;
-  auto it = f->values.find(label);
-  return it == f->values.end() ? 0 : it->second;
+  return f == nullptr ? 0 : f->value;
 }
 
-std::string MetricsSnapshot::Text(const std::string& name) const {
-  auto it = info.find(name);
-  return it == info.end() ? "" : it->second;
+double MetricsSnapshot::Value(std::string_view name, std::string_view label) const {
+  const Family* f = Find(name);
+  if (f == nullptr) return 0;
+  if (label.empty() && f->about->label.empty()) return f->value;
+  for (const auto& [l, v] : f->by_label) {
+    if (l == label) return v;
+  }
+  return 0;
+}
+
+std::string MetricsSnapshot::Text(std::string_view name) const {
+  for (const auto& [n, text] : info) {
+    if (n == name) return text;
+  }
+  return "";
+}
+
+Metrics::Entry& Metrics::Register(std::string name, std::string help, std::string label,
+                                  MetricFamilyInfo::Type type) {
+  Entry e;
+  e.about = std::make_shared<const MetricFamilyInfo>(
+      MetricFamilyInfo{std::move(name), std::move(help), std::move(label), type});
+  return entries_.emplace_back(std::move(e));
 }
 
 Info& Metrics::AddInfo(std::string name, std::string help) {
   Info& i = infos_.emplace_back();
-  Entry e;
-  e.name = std::move(name);
-  e.help = std::move(help);
-  e.info = &i;
-  entries_.push_back(std::move(e));
+  Register(std::move(name), std::move(help), "", MetricFamilyInfo::Type::kInfo).info = &i;
   return i;
 }
 
 Counter& Metrics::AddCounter(std::string name, std::string help) {
   Counter& c = counters_.emplace_back();
-  entries_.push_back(Entry{std::move(name), std::move(help), "", &c, nullptr, nullptr, nullptr});
+  Register(std::move(name), std::move(help), "", MetricFamilyInfo::Type::kCounter).counter = &c;
   return c;
 }
 
 Gauge& Metrics::AddGauge(std::string name, std::string help) {
   Gauge& g = gauges_.emplace_back();
-  entries_.push_back(Entry{std::move(name), std::move(help), "", nullptr, &g, nullptr, nullptr});
+  Register(std::move(name), std::move(help), "", MetricFamilyInfo::Type::kGauge).gauge = &g;
   return g;
 }
 
 LabeledCounter& Metrics::AddLabeledCounter(std::string name, std::string label, std::string help) {
   LabeledCounter& l = labeled_.emplace_back();
-  entries_.push_back(
-      Entry{std::move(name), std::move(help), std::move(label), nullptr, nullptr, &l, nullptr});
+  Register(std::move(name), std::move(help), std::move(label), MetricFamilyInfo::Type::kCounter)
+      .labeled = &l;
   return l;
 }
 
@@ -61,22 +77,18 @@ MetricsSnapshot Metrics::Snapshot(int64_t now_ms) const {
   s.families.reserve(entries_.size());
   for (const Entry& e : entries_) {
     if (e.info) {
-      s.info[e.name] = e.info->text();
+      s.info[e.about->name] = e.info->text();
       continue;
     }
-    MetricsSnapshot::Family f;
-    f.name = e.name;
-    f.help = e.help;
-    f.label = e.label;
+    MetricsSnapshot::Family& f = s.families.emplace_back();
+    f.about = e.about;
     if (e.counter) {
-      f.values[""] = static_cast<double>(e.counter->value());
+      f.value = static_cast<double>(e.counter->value());
     } else if (e.gauge) {
-      f.type = MetricsSnapshot::Family::Type::kGauge;
-      f.values[""] = e.gauge->value();
+      f.value = e.gauge->value();
     } else {
-      for (const auto& [label, n] : e.labeled->values()) f.values[label] = static_cast<double>(n);
+      for (const auto& [label, n] : e.labeled->values()) f.by_label[label] = static_cast<double>(n);
     }
-    s.families.push_back(std::move(f));
   }
   return s;
 }

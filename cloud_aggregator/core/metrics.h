@@ -14,7 +14,9 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace derms::aggregator {
@@ -59,24 +61,34 @@ class LabeledCounter {
   std::map<std::string, uint64_t> values_;
 };
 
+// What a family is, fixed when it is registered and shared by every
+// snapshot (a snapshot copies values, not names and help texts).
+struct MetricFamilyInfo {
+  enum class Type { kCounter, kGauge, kInfo };
+  std::string name;
+  std::string help;
+  std::string label;  // for labelled families: the label's name
+  Type type = Type::kCounter;
+};
+
 struct MetricsSnapshot {
   struct Family {
-    std::string name;
-    std::string help;
-    std::string label;  // for labelled families: the label's name
-    enum class Type { kCounter, kGauge } type = Type::kCounter;
-    // One value for plain families ("" as the label value).
-    std::map<std::string, double> values;
+    std::shared_ptr<const MetricFamilyInfo> about;
+    double value = 0;                           // plain families
+    std::map<std::string, double> by_label;     // labelled families
+    const std::string& name() const { return about->name; }
   };
-  std::vector<Family> families;             // in registration order
+  std::vector<Family> families;             // counters and gauges, in registration order
   std::map<std::string, std::string> info;  // Info values by name
   int64_t taken_ms = 0;                     // the domain clock when taken
 
-  // 0 when the family or label value is absent.
-  double Value(const std::string& name, const std::string& label = "") const;
+  // 0 when the family or label value is absent. No allocation: readers on
+  // other threads poll these.
+  double Value(std::string_view name) const;
+  double Value(std::string_view name, std::string_view label) const;
   // "" when absent.
-  std::string Text(const std::string& name) const;
-  const Family* Find(const std::string& name) const;
+  std::string Text(std::string_view name) const;
+  const Family* Find(std::string_view name) const;
 };
 
 class Metrics {
@@ -95,12 +107,14 @@ class Metrics {
 
  private:
   struct Entry {
-    std::string name, help, label;
+    std::shared_ptr<const MetricFamilyInfo> about;
     const Counter* counter = nullptr;
     const Gauge* gauge = nullptr;
     const LabeledCounter* labeled = nullptr;
     const Info* info = nullptr;
   };
+  Entry& Register(std::string name, std::string help, std::string label,
+                  MetricFamilyInfo::Type type);
   std::deque<Counter> counters_;  // deques: references stay valid as they grow
   std::deque<Gauge> gauges_;
   std::deque<LabeledCounter> labeled_;

@@ -31,6 +31,7 @@ const DerState* DerRegistry::Find(const std::string& der_id) const {
 DerRegistry::Outcome DerRegistry::OnBirth(const derms::v1::DerBirth& birth, int64_t now_ms) {
   DerState& der = Get(birth.der_id());
   Outcome out;
+  out.der = &der;
   if (birth.bd_seq() < der.bd_seq) {
     out.stale = true;
     return out;
@@ -49,6 +50,7 @@ DerRegistry::Outcome DerRegistry::OnBirth(const derms::v1::DerBirth& birth, int6
 DerRegistry::Outcome DerRegistry::OnStatus(const derms::v1::DerStatus& status, int64_t now_ms) {
   DerState& der = Get(status.der_id());
   Outcome out;
+  out.der = &der;
   // A will or status from an older session must not touch the current one.
   if (status.bd_seq() < der.bd_seq) {
     out.stale = true;
@@ -77,6 +79,7 @@ DerRegistry::Outcome DerRegistry::OnStatus(const derms::v1::DerStatus& status, i
 DerRegistry::Outcome DerRegistry::OnTelemetry(const derms::v1::Telemetry& t, int64_t now_ms) {
   DerState& der = Get(t.der_id());
   Outcome out;
+  out.der = &der;
   if (!der.has_birth) {
     // Nothing to check it against, and no session to place it in.
     out.unborn = true;

@@ -100,6 +100,8 @@ class DerRegistry {
     bool seq_jump = false;          // seq beyond the ceiling: not adopted (header comment)
     bool seq_rebased = false;       // a confirmed run of seq jumps was adopted
     uint64_t seq_ceiling = 0;       // for a seq_jump: the highest seq that was plausible
+    // The DER's state after the message: valid until the registry next changes.
+    const DerState* der = nullptr;
   };
   // REQUIRES: each message passed its Validate* check.
   Outcome OnBirth(const derms::v1::DerBirth& birth, int64_t now_ms);

@@ -211,7 +211,7 @@ Stats Aggregator::stats() const {
   s.rejected = u("messages_rejected");
   s.stale_ignored = u("messages_stale");
   if (const auto* reasons = snap->Find("messages_rejected_by_reason")) {
-    for (const auto& [reason, n] : reasons->values) {
+    for (const auto& [reason, n] : reasons->by_label) {
       s.rejected_by_reason[reason] = static_cast<uint64_t>(n);
     }
   }

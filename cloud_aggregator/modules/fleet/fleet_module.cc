@@ -106,9 +106,8 @@ void FleetModule::OnBirth(const Inbound& m, int64_t now_ms) {
   auto out = registry_.OnBirth(birth, now_ms);
   if (out.stale) return intake_.Stale();
   sink_.Add(storage::BirthRecord{birth, now_ms});
-  const auto* der = registry_.Find(der_id);
-  PlaceDer(*der);
-  if (out.change == registry::Change::kOnline) NoteOnlineChange(*der, true, "birth", now_ms);
+  PlaceDer(*out.der);
+  if (out.change == registry::Change::kOnline) NoteOnlineChange(*out.der, true, "birth", now_ms);
   Count();
 }
 
@@ -126,7 +125,7 @@ void FleetModule::OnStatus(const Inbound& m, int64_t now_ms) {
     return;
   }
   if (out.change != registry::Change::kNone) {
-    NoteOnlineChange(*registry_.Find(der_id), status.online(), "status", now_ms);
+    NoteOnlineChange(*out.der, status.online(), "status", now_ms);
   }
 }
 
@@ -174,7 +173,7 @@ void FleetModule::OnTelemetry(const Inbound& m, int64_t now_ms) {
                  fmt::format("telemetry from der '{}': seq {} is beyond the {} its interval and "
                              "the time since its newest sample (seq {}) allow; stored, not taken "
                              "as its state",
-                             der_id, t.seq(), out.seq_ceiling, registry_.Find(der_id)->last.seq()));
+                             der_id, t.seq(), out.seq_ceiling, out.der->last.seq()));
   } else if (out.seq_rebased) {
     intake_.Warn("seq_rebased",
                  fmt::format("telemetry from der '{}': seq re-based to {}, a run of samples "
@@ -184,11 +183,10 @@ void FleetModule::OnTelemetry(const Inbound& m, int64_t now_ms) {
   if (out.stale) intake_.Stale();
   // Stored whatever its order: the (der_id, seq) key drops true duplicates.
   sink_.Add(storage::TelemetryRecord{std::move(t), now_ms});
-  const auto* der = registry_.Find(der_id);
   if (out.change == registry::Change::kOnline) {
-    NoteOnlineChange(*der, true, "telemetry", now_ms);
+    NoteOnlineChange(*out.der, true, "telemetry", now_ms);
   } else if (!out.stale && !out.seq_jump) {
-    RefreshContribution(*der);
+    RefreshContribution(*out.der);
   }
   Count();
 }

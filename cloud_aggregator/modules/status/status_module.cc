@@ -23,7 +23,7 @@ std::string RenderStatusJson(const MetricsSnapshot& s, bool online, int64_t star
   st.set_messages_accepted(U(s, "messages_accepted"));
   st.set_messages_rejected(U(s, "messages_rejected"));
   if (const auto* reasons = s.Find("messages_rejected_by_reason")) {
-    for (const auto& [reason, n] : reasons->values) {
+    for (const auto& [reason, n] : reasons->by_label) {
       (*st.mutable_rejected_by_reason())[reason] = static_cast<uint64_t>(n);
     }
   }

@@ -34,17 +34,6 @@ v1::DispatchRequest Dispatch(const std::string& request_id, double target_kw,
   return r;
 }
 
-std::string Grid(const std::string& sub, double load_kw, double supply_kw) {
-  v1::GridStatus g;
-  g.set_substation_id(sub);
-  g.set_timestamp_ms(WallNowMs());
-  g.set_load_kw(load_kw);
-  g.set_supply_kw(supply_kw);
-  g.set_frequency_hz(60);
-  g.set_voltage_pu(1);
-  return codec::ToJson(g);
-}
-
 struct Run {
   int exit_code = -1;
   std::string out;
@@ -149,7 +138,7 @@ TEST_CASE("a utility's dispatch window outlasts the grid's automatic runs, and i
   // The grid's status every 200 ms while the utility's run waits and after.
   std::optional<mqtt::Message> first;
   for (int i = 0; i < 15 && !first; ++i) {
-    REQUIRE(grid.Publish(topics::GridStatus("sub-w"), Grid("sub-w", 1020, 1000)).ok());
+    REQUIRE(grid.Publish(topics::GridStatus("sub-w"), codec::ToJson(GridStatusOf("sub-w", 1020, 1000))).ok());
     first = utility.Next("replies/r-1", {}, std::chrono::milliseconds(200));
   }
   if (!first) first = utility.Next("replies/r-1");
@@ -159,7 +148,7 @@ TEST_CASE("a utility's dispatch window outlasts the grid's automatic runs, and i
   CHECK(done.allocated_kw() == Approx(6.0));
   CHECK(done.members_active() == 2);
   for (int i = 0; i < 5; ++i) {
-    REQUIRE(grid.Publish(topics::GridStatus("sub-w"), Grid("sub-w", 1020, 1000)).ok());
+    REQUIRE(grid.Publish(topics::GridStatus("sub-w"), codec::ToJson(GridStatusOf("sub-w", 1020, 1000))).ok());
   }
   REQUIRE(agg->FlushStore().ok());
   // Each battery was sent the utility's setpoint and nothing since.

@@ -56,17 +56,6 @@ struct Fleet {
   std::unique_ptr<AgentsThread> thread;
 };
 
-v1::GridStatus Grid(const std::string& sub, double load_kw, double supply_kw) {
-  v1::GridStatus g;
-  g.set_substation_id(sub);
-  g.set_timestamp_ms(WallNowMs());
-  g.set_load_kw(load_kw);
-  g.set_supply_kw(supply_kw);
-  g.set_frequency_hz(60);
-  g.set_voltage_pu(1);
-  return g;
-}
-
 // Waits until every DER has been heard from with telemetry.
 void AwaitTelemetry(AggregatorThread& agg, const std::string& sub, int n) {
   REQUIRE(WaitFor([&] {
@@ -91,7 +80,7 @@ TEST_CASE("a deficit makes batteries discharge, with APPLIED and CLAMPED respons
   derated_max->store(2.0);  // after its telemetry said 10 kW
 
   TestClient grid((*broker)->uri());
-  REQUIRE(grid.Publish(topics::GridStatus("sub-d"), codec::ToJson(Grid("sub-d", 1030, 1000))).ok());
+  REQUIRE(grid.Publish(topics::GridStatus("sub-d"), codec::ToJson(GridStatusOf("sub-d", 1030, 1000))).ok());
 
   std::string db = agg->db_path();
   REQUIRE(WaitFor([&] {
@@ -137,7 +126,7 @@ TEST_CASE("one dispatch run reaches hundreds of DERs at once", "[integration][di
   AwaitTelemetry(agg, "sub-m", kDers);
 
   TestClient grid((*broker)->uri());
-  REQUIRE(grid.Publish(topics::GridStatus("sub-m"), codec::ToJson(Grid("sub-m", 1500, 1000))).ok());
+  REQUIRE(grid.Publish(topics::GridStatus("sub-m"), codec::ToJson(GridStatusOf("sub-m", 1500, 1000))).ok());
 
   std::string db = agg->db_path();
   REQUIRE(WaitFor([&] {
@@ -156,7 +145,7 @@ TEST_CASE("a surplus makes batteries charge", "[integration][dispatch]") {
   AwaitTelemetry(agg, "sub-s", 3);
 
   TestClient grid((*broker)->uri());
-  REQUIRE(grid.Publish(topics::GridStatus("sub-s"), codec::ToJson(Grid("sub-s", 985, 1000))).ok());
+  REQUIRE(grid.Publish(topics::GridStatus("sub-s"), codec::ToJson(GridStatusOf("sub-s", 985, 1000))).ok());
 
   std::string db = agg->db_path();
   REQUIRE(WaitFor([&] {

@@ -76,20 +76,6 @@ std::string TelemetryPayload(const std::string& der_id, uint64_t seq) {
 
 // Telemetry from a DER with no birth is quarantined: each publisher's DER
 // is born first, as an edge's is.
-std::string BirthPayload(const std::string& der_id) {
-  v1::DerBirth b;
-  b.set_der_id(der_id);
-  b.set_bd_seq(1);
-  b.set_der_type(v1::BATTERY);
-  b.set_max_discharge_kw(10);
-  b.set_max_charge_kw(10);
-  b.set_energy_capacity_kwh(40);
-  b.set_substation_id("sub-crash");
-  b.set_telemetry_interval_s(1);
-  b.set_timestamp_ms(derms::WallNowMs());
-  return derms::codec::ToBinary(b);
-}
-
 struct CrashRun {
   uint64_t acknowledged = 0;
   int64_t stored = 0;
@@ -135,7 +121,7 @@ CrashRun RunCrash(bool journal, int ders, uint64_t per_der, uint64_t kill_after)
     publishers.emplace_back([&, d] {
       TestClient client((*broker)->uri());
       std::string der_id = fmt::format("crash-{}", d);
-      if (!client.Publish(derms::topics::DerBirth(der_id), BirthPayload(der_id), true).ok()) {
+      if (!client.Publish(derms::topics::DerBirth(der_id), derms::codec::ToBinary(BatteryBirth(der_id, "sub-crash", 1, 10, 40)), true).ok()) {
         failed = true;
         return;
       }

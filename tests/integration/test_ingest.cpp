@@ -11,20 +11,6 @@ using namespace derms::testing;
 
 namespace {
 
-v1::DerBirth Birth(const std::string& der_id) {
-  v1::DerBirth b;
-  b.set_der_id(der_id);
-  b.set_bd_seq(1);
-  b.set_der_type(v1::BATTERY);
-  b.set_max_discharge_kw(5);
-  b.set_max_charge_kw(5);
-  b.set_energy_capacity_kwh(10);
-  b.set_substation_id("sub-i");
-  b.set_telemetry_interval_s(60);
-  b.set_timestamp_ms(WallNowMs());
-  return b;
-}
-
 v1::Telemetry Sample(const std::string& der_id, uint64_t seq) {
   v1::Telemetry t;
   t.set_der_id(der_id);
@@ -46,7 +32,7 @@ TEST_CASE("telemetry redelivered with the same der_id and seq is stored once",
   TempDir dir;
   AggregatorThread agg(AggregatorOptionsFor((*broker)->uri(), dir));
   TestClient der((*broker)->uri());
-  REQUIRE(der.Publish(topics::DerBirth("bat-dup"), codec::ToBinary(Birth("bat-dup"))).ok());
+  REQUIRE(der.Publish(topics::DerBirth("bat-dup"), codec::ToBinary(BatteryBirth("bat-dup", "sub-i", 60))).ok());
   for (uint64_t seq : {1, 2, 2, 3, 2, 3}) {  // QoS 1 redelivery repeats samples
     REQUIRE(
         der.Publish(topics::DerTelemetry("bat-dup"), codec::ToBinary(Sample("bat-dup", seq))).ok());
@@ -65,7 +51,7 @@ TEST_CASE("malformed payloads are rejected with reasons while good DERs keep bei
   TempDir dir;
   AggregatorThread agg(AggregatorOptionsFor((*broker)->uri(), dir));
   TestClient client((*broker)->uri());
-  REQUIRE(client.Publish(topics::DerBirth("bat-good"), codec::ToBinary(Birth("bat-good"))).ok());
+  REQUIRE(client.Publish(topics::DerBirth("bat-good"), codec::ToBinary(BatteryBirth("bat-good", "sub-i", 60))).ok());
 
   std::mt19937 rng(1234);
   uint64_t seq = 0;

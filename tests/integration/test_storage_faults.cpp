@@ -24,20 +24,6 @@ namespace v1 = derms::v1;
 
 namespace {
 
-v1::DerBirth Birth(const std::string& der_id) {
-  v1::DerBirth b;
-  b.set_der_id(der_id);
-  b.set_bd_seq(1);
-  b.set_der_type(v1::BATTERY);
-  b.set_max_discharge_kw(5);
-  b.set_max_charge_kw(5);
-  b.set_energy_capacity_kwh(10);
-  b.set_substation_id("sub-fault");
-  b.set_telemetry_interval_s(1);
-  b.set_timestamp_ms(derms::WallNowMs());
-  return b;
-}
-
 std::string TelemetryPayload(const std::string& der_id, uint64_t seq) {
   v1::Telemetry t;
   t.set_der_id(der_id);
@@ -122,7 +108,7 @@ TEST_CASE(
       const bool grid = d == kDers;  // the last one publishes grid statuses: rowid-keyed rows
       std::string der_id = fmt::format("fault-{}", d);
       if (!grid) {
-        (void)client.Publish(derms::topics::DerBirth(der_id), derms::codec::ToBinary(Birth(der_id)),
+        (void)client.Publish(derms::topics::DerBirth(der_id), derms::codec::ToBinary(BatteryBirth(der_id, "sub-fault", 1)),
                              true);
       }
       for (int64_t n = 1; !stop; ++n) {

@@ -50,6 +50,36 @@ class TempDir {
   std::string path_;
 };
 
+// A battery announcing itself, for tests that play a DER by hand.
+inline v1::DerBirth BatteryBirth(const std::string& der_id, const std::string& substation,
+                                 int64_t telemetry_interval_s, double max_kw = 5,
+                                 double capacity_kwh = 10) {
+  v1::DerBirth b;
+  b.set_der_id(der_id);
+  b.set_bd_seq(1);
+  b.set_der_type(v1::BATTERY);
+  b.set_max_discharge_kw(max_kw);
+  b.set_max_charge_kw(max_kw);
+  b.set_energy_capacity_kwh(capacity_kwh);
+  b.set_substation_id(substation);
+  b.set_telemetry_interval_s(telemetry_interval_s);
+  b.set_timestamp_ms(WallNowMs());
+  return b;
+}
+
+// A substation's grid status at nominal frequency and voltage.
+inline v1::GridStatus GridStatusOf(const std::string& substation, double load_kw,
+                                   double supply_kw) {
+  v1::GridStatus g;
+  g.set_substation_id(substation);
+  g.set_timestamp_ms(WallNowMs());
+  g.set_load_kw(load_kw);
+  g.set_supply_kw(supply_kw);
+  g.set_frequency_hz(60);
+  g.set_voltage_pu(1);
+  return g;
+}
+
 // Polls `done` every 20 ms for up to `timeout`; true once it holds. Waiting
 // for an outcome, not timing it: the timeout only bounds a failing test.
 inline bool WaitFor(const std::function<bool()>& done,

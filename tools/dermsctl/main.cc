@@ -14,6 +14,7 @@
 #include "tools/dermsctl/backup_command.h"
 #include "tools/dermsctl/control_command.h"
 #include "tools/dermsctl/dispatch_command.h"
+#include "tools/dermsctl/feeder_command.h"
 #include "tools/dermsctl/global_flags.h"
 #include "tools/dermsctl/grid_command.h"
 #include "tools/dermsctl/prices_command.h"
@@ -53,6 +54,8 @@ int main(int argc, char** argv) {
   // query's connection.
   commands.push_back(ctl::AddQueryCommand(app, derms::storage::RegisterRollups));
   commands.push_back(ctl::AddSlotsCommand(app, globals.TimeParserFromNow()));
+  // feeder powerflow and curtail work on the feeder's files: no broker.
+  Append(&commands, ctl::AddFeederCommands(app));
 
   CLI11_PARSE(app, argc, argv);
   for (const Subcommand& command : commands) {

@@ -77,7 +77,8 @@ LinearProgram BuildCurtailmentLp(const FeederModel& model, const LinearModel& lm
   LinearProgram lp;
   const int npv = static_cast<int>(model.pvs.size());
   const size_t nb = model.buses.size();
-  auto add_col = [&](double lo, double hi, double cost, std::string name) {
+  auto add_col = [&](double lo, double hi, double cost, std::string name, bool basic = false) {
+    lp.col_basic.push_back(basic);
     lp.col_lo.push_back(lo);
     lp.col_hi.push_back(hi);
     lp.c.push_back(cost);
@@ -101,7 +102,7 @@ LinearProgram BuildCurtailmentLp(const FeederModel& model, const LinearModel& lm
   for (size_t k = 0; k < lm.rows.size(); ++k)
     for (int p = 0; p < 3; ++p)
       if (lm.rows[k].phases[p]) {
-        pcol[k][p] = add_col(-HUGE_VAL, HUGE_VAL, 0, fmt::format("P_{}_{}", k, p + 1));
+        pcol[k][p] = add_col(-HUGE_VAL, HUGE_VAL, 0, fmt::format("P_{}_{}", k, p + 1), true);
       }
   // Squared voltages, bounded by the limits less the power flow's correction.
   const double vmax = request.v_max_pu - request.margin_pu;
@@ -112,7 +113,7 @@ LinearProgram BuildCurtailmentLp(const FeederModel& model, const LinearModel& lm
       if (lm.bus_phases[b][p]) {
         double off = offset_sq.empty() ? 0 : offset_sq[b][p];
         vcol[b][p] = add_col(vmin * vmin - off, vmax * vmax - off, 0,
-                             fmt::format("v_{}_{}", model.buses[b].name, p + 1));
+                             fmt::format("v_{}_{}", model.buses[b].name, p + 1), true);
       }
   // PVs by bus and phase.
   std::vector<std::array<std::vector<int>, 3>> pv_at(nb);
@@ -161,6 +162,7 @@ LinearProgram BuildCurtailmentLp(const FeederModel& model, const LinearModel& lm
         int row = add_row(0, 0);
         add(row, k, 1.0);
         add(row, a, -1.0);
+        lp.col_basic[k] = true;
       }
       break;
     }
@@ -172,6 +174,7 @@ LinearProgram BuildCurtailmentLp(const FeederModel& model, const LinearModel& lm
         int row = add_row(0, 0);
         add(row, k, 1.0);
         add(row, area_col[area], -1.0);
+        lp.col_basic[k] = true;
       }
       break;
     }
@@ -182,6 +185,7 @@ LinearProgram BuildCurtailmentLp(const FeederModel& model, const LinearModel& lm
         int row = add_row(0, 0);
         add(row, k, request.available_kw[k]);
         add(row, c, -1.0);
+        lp.col_basic[k] = true;
       }
       break;
     }
@@ -232,7 +236,28 @@ StatusOr<LpSolution> SolveLp(const LinearProgram& lp) {
   glp_smcp parm;
   glp_init_smcp(&parm);
   parm.msg_lev = GLP_MSG_OFF;
-  parm.presolve = GLP_ON;
+  int basic = 0;
+  for (bool b : lp.col_basic) basic += b;
+  if (!lp.col_basic.empty() && basic == lp.Rows()) {
+    // The tree's basis: flows and voltages basic, curtailment at zero. It is
+    // dual feasible (curtailing costs kW), so the dual simplex starts there
+    // and pivots only on the PVs it curtails.
+    for (int i = 0; i < lp.Rows(); ++i) {
+      glp_set_row_stat(p.get(), i + 1, lp.row_lo[i] == lp.row_hi[i] ? GLP_NS : GLP_NL);
+    }
+    for (int j = 0; j < lp.Cols(); ++j) {
+      int stat = GLP_BS;
+      if (!lp.col_basic[j]) {
+        stat =
+            !std::isfinite(lp.col_lo[j]) ? (std::isfinite(lp.col_hi[j]) ? GLP_NU : GLP_NF) : GLP_NL;
+      }
+      glp_set_col_stat(p.get(), j + 1, stat);
+    }
+    parm.meth = GLP_DUALP;
+    if (glp_warm_up(p.get()) != 0) glp_std_basis(p.get());  // singular: start from scratch
+  } else {
+    parm.presolve = GLP_ON;
+  }
   int ret = glp_simplex(p.get(), &parm);
   LpSolution out;
   if (ret == GLP_ENOPFS || ret == GLP_ENODFS) return out;

@@ -56,6 +56,10 @@ struct LinearProgram {
   std::vector<int> a_row, a_col;  // sparse A, triplets
   std::vector<double> a_val;
   std::vector<std::string> col_name;
+  // Optional starting basis: these columns basic and every row nonbasic
+  // (exactly Rows() of them). Given, the solver starts the dual simplex
+  // there instead of from scratch.
+  std::vector<bool> col_basic;
   int Cols() const { return static_cast<int>(c.size()); }
   int Rows() const { return static_cast<int>(row_lo.size()); }
 };

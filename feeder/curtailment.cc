@@ -77,12 +77,11 @@ LinearProgram BuildCurtailmentLp(const FeederModel& model, const LinearModel& lm
   LinearProgram lp;
   const int npv = static_cast<int>(model.pvs.size());
   const size_t nb = model.buses.size();
-  auto add_col = [&](double lo, double hi, double cost, std::string name, bool basic = false) {
+  auto add_col = [&](double lo, double hi, double cost, bool basic = false) {
     lp.col_basic.push_back(basic);
     lp.col_lo.push_back(lo);
     lp.col_hi.push_back(hi);
     lp.c.push_back(cost);
-    lp.col_name.push_back(std::move(name));
     return lp.Cols() - 1;
   };
   auto add_row = [&](double lo, double hi) {
@@ -96,13 +95,13 @@ LinearProgram BuildCurtailmentLp(const FeederModel& model, const LinearModel& lm
     lp.a_val.push_back(v);
   };
   // alpha: objective in kW curtailed.
-  for (int k = 0; k < npv; ++k) add_col(0, 1, request.available_kw[k], "alpha_" + model.pvs[k].id);
+  for (int k = 0; k < npv; ++k) add_col(0, 1, request.available_kw[k]);
   // Branch flows.
   std::vector<std::array<int, 3>> pcol(lm.rows.size(), {-1, -1, -1});
   for (size_t k = 0; k < lm.rows.size(); ++k)
     for (int p = 0; p < 3; ++p)
       if (lm.rows[k].phases[p]) {
-        pcol[k][p] = add_col(-HUGE_VAL, HUGE_VAL, 0, fmt::format("P_{}_{}", k, p + 1), true);
+        pcol[k][p] = add_col(-HUGE_VAL, HUGE_VAL, 0, true);
       }
   // Squared voltages, bounded by the limits less the power flow's correction.
   const double vmax = request.v_max_pu - request.margin_pu;
@@ -112,8 +111,7 @@ LinearProgram BuildCurtailmentLp(const FeederModel& model, const LinearModel& lm
     for (int p = 0; p < 3; ++p)
       if (lm.bus_phases[b][p]) {
         double off = offset_sq.empty() ? 0 : offset_sq[b][p];
-        vcol[b][p] = add_col(vmin * vmin - off, vmax * vmax - off, 0,
-                             fmt::format("v_{}_{}", model.buses[b].name, p + 1), true);
+        vcol[b][p] = add_col(vmin * vmin - off, vmax * vmax - off, 0, true);
       }
   // PVs by bus and phase.
   std::vector<std::array<std::vector<int>, 3>> pv_at(nb);
@@ -157,7 +155,7 @@ LinearProgram BuildCurtailmentLp(const FeederModel& model, const LinearModel& lm
   // Fairness.
   switch (request.policy) {
     case FairnessPolicy::kEqualRatio: {
-      int a = add_col(0, 1, 0, "alpha_all");
+      int a = add_col(0, 1, 0);
       for (int k = 0; k < npv; ++k) {
         int row = add_row(0, 0);
         add(row, k, 1.0);
@@ -170,7 +168,7 @@ LinearProgram BuildCurtailmentLp(const FeederModel& model, const LinearModel& lm
       std::map<std::string, int> area_col;
       for (int k = 0; k < npv; ++k) {
         const std::string& area = model.pvs[k].area;
-        if (!area_col.count(area)) area_col[area] = add_col(0, 1, 0, "alpha_area_" + area);
+        if (!area_col.count(area)) area_col[area] = add_col(0, 1, 0);
         int row = add_row(0, 0);
         add(row, k, 1.0);
         add(row, area_col[area], -1.0);
@@ -179,7 +177,7 @@ LinearProgram BuildCurtailmentLp(const FeederModel& model, const LinearModel& lm
       break;
     }
     case FairnessPolicy::kEqualKw: {
-      int c = add_col(0, HUGE_VAL, 0, "kw_each");
+      int c = add_col(0, HUGE_VAL, 0);
       for (int k = 0; k < npv; ++k) {
         if (request.available_kw[k] <= 0) continue;  // nothing to give
         int row = add_row(0, 0);

@@ -55,7 +55,6 @@ struct LinearProgram {
   std::vector<double> row_lo, row_hi;
   std::vector<int> a_row, a_col;  // sparse A, triplets
   std::vector<double> a_val;
-  std::vector<std::string> col_name;
   // Optional starting basis: these columns basic and every row nonbasic
   // (exactly Rows() of them). Given, the solver starts the dual simplex
   // there instead of from scratch.

@@ -5,7 +5,7 @@
 # 3) with their spread (min..max).
 #
 #   ./bench/run.sh                      # everything
-#   ./bench/run.sh alloc memory         # only these, of: ingest rt footprint alloc memory schedule history
+#   ./bench/run.sh alloc memory         # only these, of: ingest rt footprint alloc memory schedule history curtail
 #   BENCH_MESSAGES=100000 BENCH_REPEATS=5 BENCH_BIG_FLEET=0 ./bench/run.sh
 #   BENCH_BUILD_DIR=build-bench BENCH_OUT=/tmp/bench ./bench/run.sh alloc
 #
@@ -24,6 +24,10 @@
 # analytical queries running on another connection beside it alone, and the
 # bytes a simulated fleet's rollups take on disk, projected to five years of
 # 1,000 DERs (and raw rows per sample, for the raw window).
+# curtail is in-process too: the fair PV curtailment LP on the IEEE 123-bus
+# over-voltage scenario, built and solved by C++/GLPK beside the same LP
+# built independently in Python and solved by SciPy's HiGHS
+# (bench/python_curtail.py), the four policies, objectives equal to 1e-6.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -41,10 +45,11 @@ HIST_RECORDS=${BENCH_HISTORY_RECORDS:-500000}          # telemetry rows per stor
 HIST_QUERY_RECORDS=${BENCH_HISTORY_QUERY_RECORDS:-300000}  # per run of the ingest under queries
 HIST_PREFILL=${BENCH_HISTORY_PREFILL:-2000000}         # rows in the table the queries read
 HIST_DAYS=${BENCH_HISTORY_DAYS:-14}                    # days of 1-minute telemetry rolled up
+CURTAIL_REPEATS=${BENCH_CURTAIL_REPEATS:-21}           # timed builds+solves of each side per run
 BUILD=${BENCH_BUILD_DIR:-build}    # another tree is configured and built here, bench targets only
 DIR=${BENCH_OUT:-$ROOT/var/bench}  # replaced
 
-ALL="ingest rt footprint alloc memory schedule history"
+ALL="ingest rt footprint alloc memory schedule history curtail"
 SEL=${*:-$ALL}
 for b in $SEL; do
   case " $ALL " in *" $b "*) ;; *) echo "run.sh: unknown benchmark '$b' (one of: $ALL)" >&2; exit 2 ;; esac
@@ -68,6 +73,9 @@ if [ "$BUILD" = "$ROOT/build" ]; then
 else
   cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}" >/dev/null
   cmake --build "$BUILD" -j"$(nproc)" --target derms-bench derms-edge-agent >/dev/null
+fi
+if want curtail && [ ! -x "$BUILD/bench/derms-feeder-bench" ]; then
+  cmake --build "$BUILD" -j"$(nproc)" --target derms-feeder-bench >/dev/null
 fi
 
 rm -rf "$DIR"; mkdir -p "$DIR/py"
@@ -221,6 +229,21 @@ if want schedule; then
   collect_pair schedule schedule_lp schedule_run
 fi
 
+# Prints the C++ side's total ms over the four policies and Python's, from
+# one process (which fails unless every objective agrees to 1e-6).
+curtail_run() {
+  "$BUILD/bench/derms-feeder-bench" --repeats "$CURTAIL_REPEATS" --dir "$DIR" \
+    --scenario "$ROOT/feeder/scenarios/ieee123_overvoltage.toml" \
+    --script "$ROOT/bench/python_curtail.py" > "$DIR/curtail.out" || return 1
+  cat "$DIR/curtail.out" >> "$DIR/curtail.all"
+  echo "$(field ours_ms "$DIR/curtail.out") $(field py_ms "$DIR/curtail.out")"
+}
+if want curtail; then
+  echo "Curtailment LP, IEEE 123-bus, 4 policies: C++/GLPK vs Python/SciPy HiGHS," \
+    "$CURTAIL_REPEATS builds+solves each per run" >&2
+  collect_pair curtail curtail_py curtail_run
+fi
+
 # The store figures come from one process each (runs alternating inside it):
 # its JSON line gives each side's median, min and max.
 from_json() { echo "$(field "$1" "$2") $(field "$1_min" "$2") $(field "$1_max" "$2")"; }
@@ -307,6 +330,12 @@ CPU_MODEL=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)
       "$(med schedule)" "$(spread schedule)" "$(med schedule_lp)" \
       "$(ratio "$(med schedule_lp)" "$(med schedule)")"
   fi
+  if want curtail; then
+    # The ratio here is the baseline over ours: how many times faster.
+    printf '%-58s %14s %18s %14s %8s\n' "curtail LP ms, 123-bus, 4 policies vs SciPy HiGHS (goal >= 50)" \
+      "$(med curtail)" "$(spread curtail)" "$(med curtail_py)" \
+      "$(ratio "$(med curtail_py)" "$(med curtail)")"
+  fi
   if want history; then
     printf '%-58s %14s %18s %14s %8s\n' "telemetry insert rows/s: Store vs bare INSERT (goal >= 0.8)" \
       "$(med hist_insert)" "$(spread hist_insert)" "$(med hist_insert_floor)" \
@@ -345,6 +374,9 @@ if want alloc || want memory; then
 fi
 if want schedule; then
   J+=("\"schedule_intervals\": $SCHED_INTERVALS, \"schedule_repeats_per_run\": $SCHED_REPEATS")
+fi
+if want curtail; then
+  J+=("\"curtail_repeats_per_run\": $CURTAIL_REPEATS")
 fi
 if want history; then
   J+=("\"history_records\": $HIST_RECORDS, \"history_query_records\": $HIST_QUERY_RECORDS,

@@ -10,6 +10,7 @@
 #include "feeder/lindistflow.h"
 #include "feeder/power_flow.h"
 #include "feeder/scenario.h"
+#include "feeder/voltage_plot.h"
 #include "tests/feeder/feeder_data.h"
 
 namespace {
@@ -250,6 +251,31 @@ TEST_CASE("scenario files are checked key by key", "[curtailment][scenario]") {
       derms::feeder::ReadShape(derms::feeder::testing::DataDir() + "/profiles/pvshape.csv");
   REQUIRE(shape.ok());
   CHECK(shape->size() == 96);
+}
+
+}  // namespace
+
+namespace {
+
+TEST_CASE("the voltage profile SVG shows both states, the limit and every PV",
+          "[curtailment][svg]") {
+  FeederModel f = TwoLines("a", "a");
+  CurtailmentRequest req;
+  req.policy = FairnessPolicy::kEqualRatio;
+  req.available_kw = {200, 300};
+  req.v_max_pu = 1.04;
+  auto r = Curtail(f, req);
+  REQUIRE(r.ok());
+  std::string svg = derms::feeder::VoltageProfileSvg(f, req, *r, "two <buses>");
+  CHECK(svg.rfind("<svg", 0) == 0);
+  CHECK(svg.find("limit 1.040 pu") != std::string::npos);
+  CHECK(svg.find("two &lt;buses&gt;") != std::string::npos);
+  size_t circles = 0;
+  for (size_t at = svg.find("<circle"); at != std::string::npos; at = svg.find("<circle", at + 1))
+    ++circles;
+  // The source's 3 phases and b1, b2 on phase 1, before and after; 3 legend dots.
+  CHECK(circles == (3 + 1 + 1) * 2 + 3);
+  CHECK(svg.find("pv-2 (bus b2 phase 1): ratio") != std::string::npos);
 }
 
 }  // namespace

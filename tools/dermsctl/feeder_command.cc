@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <fstream>
 #include <memory>
 #include <string>
 
@@ -11,6 +12,7 @@
 #include "feeder/dss_parser.h"
 #include "feeder/power_flow.h"
 #include "feeder/scenario.h"
+#include "feeder/voltage_plot.h"
 #include "tools/dermsctl/arguments.h"
 
 namespace derms::dermsctl {
@@ -149,7 +151,20 @@ struct CurtailArgs {
   bool per_pv = false;
   double v_min = -1, v_max = -1;
   std::string format = "table";
+  std::string svg;  // write the voltage profile here (one policy, snapshot)
 };
+
+// A string as a JSON string body (the reasons are plain text, but a bus
+// name comes from a file).
+std::string Escape(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) continue;
+    out += c;
+  }
+  return out;
+}
 
 std::string ResultJson(const FeederModel& model, const feeder::CurtailmentResult& r,
                        FairnessPolicy policy, bool per_pv,
@@ -158,7 +173,7 @@ std::string ResultJson(const FeederModel& model, const feeder::CurtailmentResult
       "{{\"policy\":\"{}\",\"feasible\":{},\"reason\":\"{}\",\"available_kw\":{:.3f},"
       "\"curtailed_kw\":{:.3f},\"max_ratio\":{:.6f},\"min_ratio\":{:.6f},\"jain_index\":{:.6f},"
       "\"iterations\":{},\"max_v_before_pu\":{:.6f},\"max_v_after_pu\":{:.6f}",
-      feeder::PolicyName(policy), r.feasible ? "true" : "false", r.reason, r.available_kw,
+      feeder::PolicyName(policy), r.feasible ? "true" : "false", Escape(r.reason), r.available_kw,
       r.curtailed_kw, r.max_ratio, r.min_ratio, r.jain_index, r.iterations, r.max_before.v_pu,
       r.max_after.v_pu);
   if (per_pv) {
@@ -197,6 +212,9 @@ int RunCurtail(const CurtailArgs& a) {
     auto p = feeder::ParsePolicy(a.policy);
     if (!p.ok()) return Fail(kCurtail, "--" + p.status().message(), kExitBadArgument);
     policies = {*p};
+  }
+  if (!a.svg.empty() && (policies.size() != 1 || a.day)) {
+    return Fail(kCurtail, "--svg needs one --policy and no --day", kExitBadArgument);
   }
   auto model = feeder::LoadScenarioFeeder(sc);
   if (!model.ok()) return Fail(kCurtail, model.status().message());
@@ -255,6 +273,14 @@ int RunCurtail(const CurtailArgs& a) {
     auto r = feeder::Curtail(*model, req);
     if (!r.ok()) return Fail(kCurtail, r.status().message());
     any_infeasible = any_infeasible || !r->feasible;
+    if (!a.svg.empty()) {
+      std::ofstream svg(a.svg);
+      svg << feeder::VoltageProfileSvg(
+          *model, req, *r,
+          fmt::format("{}: {}, loads x{}, PV x{}, source {} pu", a.scenario, feeder::PolicyName(p),
+                      sc.load_mult, sc.pv_mult, sc.source_pu));
+      if (!svg) return Fail(kCurtail, fmt::format("--svg '{}': cannot write", a.svg));
+    }
     if (json) {
       out += (out.size() > 1 ? "," : "") + ResultJson(*model, *r, p, a.per_pv, req.available_kw);
       continue;
@@ -314,6 +340,9 @@ std::vector<Subcommand> AddFeederCommands(CLI::App& app) {
   ccmd->add_flag("--per-pv", ca->per_pv, "also print each PV's ratio and cap");
   ccmd->add_option("--v-min", ca->v_min, "lower limit, pu (default: the scenario's)");
   ccmd->add_option("--v-max", ca->v_max, "upper limit, pu (default: the scenario's)");
+  ccmd->add_option("--svg", ca->svg,
+                   "write the voltage profile before and after, and each PV's ratio, as SVG "
+                   "(one --policy)");
   ccmd->add_option("--format", ca->format, "table or json")
       ->check(CLI::IsMember({"table", "json"}));
   return {{pcmd, [pf] { return RunPowerflow(*pf); }}, {ccmd, [ca] { return RunCurtail(*ca); }}};

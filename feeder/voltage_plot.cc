@@ -38,7 +38,8 @@ std::string VoltageProfileSvg(const FeederModel& model, const CurtailmentRequest
   double max_d = 0;
   for (const Bus& b : model.buses) max_d = std::max(max_d, b.distance_kft);
   if (max_d <= 0) max_d = 1;
-  double v_lo = request.v_min_pu, v_hi = request.v_max_pu;
+  // The voltages and the upper limit (the lower one only when close).
+  double v_lo = request.v_max_pu, v_hi = request.v_max_pu;
   for (size_t b = 0; b < model.buses.size(); ++b)
     for (int p = 0; p < 3; ++p) {
       if (!model.buses[b].phases[p]) continue;

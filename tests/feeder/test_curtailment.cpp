@@ -6,6 +6,7 @@
 #include <string>
 
 #include "feeder/curtailment.h"
+#include "feeder/curtailment_plan.h"
 #include "feeder/dss_parser.h"
 #include "feeder/lindistflow.h"
 #include "feeder/power_flow.h"
@@ -276,6 +277,64 @@ TEST_CASE("the voltage profile SVG shows both states, the limit and every PV",
   // The source's 3 phases and b1, b2 on phase 1, before and after; 3 legend dots.
   CHECK(circles == (3 + 1 + 1) * 2 + 3);
   CHECK(svg.find("pv-2 (bus b2 phase 1): ratio") != std::string::npos);
+}
+
+}  // namespace
+
+namespace {
+
+using derms::feeder::PlanCurtailment;
+using derms::feeder::PvAgent;
+
+TEST_CASE("a curtailment plan gives each PV agent a cap in W and the reason",
+          "[curtailment][plan]") {
+  auto model = derms::feeder::testing::LoadIeee123();
+  REQUIRE(model.ok());
+  // Three agents at the far end of the feeder, where the over-voltage is.
+  std::vector<PvAgent> agents = {{"pv-66c", "66", 3, 400, 400, ""},
+                                 {"pv-83a", "83", 1, 300, 300, ""},
+                                 {"pv-1a", "1", 1, 40, 40, ""}};
+  derms::feeder::PlanOptions options;
+  options.policy = FairnessPolicy::kMinTotal;
+  options.load_mult = 0.25;
+  options.source_pu = 1.04;
+  FeederModel f = *model;
+  f.capacitors.clear();
+  auto plan = PlanCurtailment(f, agents, options);
+  REQUIRE(plan.ok());
+  INFO(plan->reason);
+  REQUIRE(plan->feasible);
+  CHECK(plan->max_before_pu > 1.05);
+  CHECK(plan->max_after_pu <= 1.05);
+  REQUIRE(plan->caps.size() == 3);
+  CHECK(plan->caps[0].der_id == "pv-66c");
+  CHECK(plan->caps[0].cap_w == Approx(plan->caps[0].cap_kw * 1000));
+  CHECK(plan->caps[2].ratio == Approx(0).margin(1e-9));  // near the source: not the lever
+  CHECK(plan->caps[2].why.find("min_total: not curtailed; bus 1.1") == 0);
+  bool someone = false;
+  for (const auto& c : plan->caps) someone = someone || c.ratio > 0;
+  CHECK(someone);
+  CHECK(plan->voltages.size() == 274);
+}
+
+TEST_CASE("a curtailment plan refuses agents it cannot place, naming them", "[curtailment][plan]") {
+  auto model = derms::feeder::testing::LoadIeee123();
+  REQUIRE(model.ok());
+  derms::feeder::PlanOptions options;
+  auto bad = [&](std::vector<PvAgent> agents) {
+    auto plan = PlanCurtailment(*model, agents, options);
+    REQUIRE_FALSE(plan.ok());
+    return plan.status().message();
+  };
+  CHECK(bad({{"pv-x", "999", 1, 10, 5, ""}}) ==
+        "curtailment: PV 'pv-x': bus '999' is not on feeder 'ieee123'");
+  CHECK(bad({{"pv-x", "2", 1, 10, 5, ""}}) ==  // bus 2 is on phase 2 only
+        "curtailment: PV 'pv-x': phase 1 is not present at bus '2'");
+  CHECK(bad({{"pv-x", "66", 3, 10, 12, ""}}) ==
+        "curtailment: PV 'pv-x': available_kw 12 must be in [0, rated_kw 10]");
+  CHECK(bad({{"pv-x", "66", 3, 10, 5, ""}, {"pv-x", "66", 1, 10, 5, ""}}) ==
+        "curtailment: PV 'pv-x' listed twice");
+  CHECK(bad({}) == "curtailment: no PV agents");
 }
 
 }  // namespace

@@ -152,6 +152,7 @@ struct CurtailArgs {
   double v_min = -1, v_max = -1;
   std::string format = "table";
   std::string svg;  // write the voltage profile here (one policy, snapshot)
+  int step = -1;    // >= 0: the snapshot at this quarter-hour of the day
 };
 
 // A string as a JSON string body (the reasons are plain text, but a bus
@@ -216,9 +217,27 @@ int RunCurtail(const CurtailArgs& a) {
   if (!a.svg.empty() && (policies.size() != 1 || a.day)) {
     return Fail(kCurtail, "--svg needs one --policy and no --day", kExitBadArgument);
   }
+  if (a.step >= 0) {
+    if (a.day) return Fail(kCurtail, "--step and --day: one or the other", kExitBadArgument);
+    auto load = feeder::ReadShape(sc.load_shape);
+    if (!load.ok()) return Fail(kCurtail, load.status().message());
+    auto pv = feeder::ReadShape(sc.pv_shape);
+    if (!pv.ok()) return Fail(kCurtail, pv.status().message());
+    size_t steps = std::min(load->size(), pv->size());
+    if (static_cast<size_t>(a.step) >= steps) {
+      return Fail(kCurtail, fmt::format("--step {}: must be in [0, {}]", a.step, steps - 1),
+                  kExitBadArgument);
+    }
+    // As the day runs it: loads at load_mult x the load shape, PV at the PV shape.
+    sc.load_mult *= (*load)[a.step];
+    sc.pv_mult = (*pv)[a.step];
+  }
   auto model = feeder::LoadScenarioFeeder(sc);
   if (!model.ok()) return Fail(kCurtail, model.status().message());
   const bool json = a.format == "json";
+  const bool csv = a.format == "csv";
+  if (csv && a.day)
+    return Fail(kCurtail, "--format csv is per PV: not with --day", kExitBadArgument);
   if (a.day) {
     if (!json) {
       fmt::print("{:<12} {:>14} {:>14} {:>13} {:>9} {:>13} {:>12} {:>9} {:>10} {:>13}\n", "policy",
@@ -257,7 +276,8 @@ int RunCurtail(const CurtailArgs& a) {
   }
   bool any_infeasible = false;
   std::string out = "[";
-  if (!json) {
+  if (csv) fmt::print("policy,pv,bus,phase,available_kw,ratio,cap_kw,feasible\n");
+  if (!json && !csv) {
     fmt::print("{:<12} {:>13} {:>12} {:>9} {:>9} {:>10} {:>10} {:>12} {:>11}\n", "policy",
                "curtailed_kw", "available_kw", "max_ratio", "min_ratio", "jain", "iterations",
                "max_v_before", "max_v_after");
@@ -283,6 +303,15 @@ int RunCurtail(const CurtailArgs& a) {
     }
     if (json) {
       out += (out.size() > 1 ? "," : "") + ResultJson(*model, *r, p, a.per_pv, req.available_kw);
+      continue;
+    }
+    if (csv) {
+      for (size_t k = 0; k < model->pvs.size(); ++k) {
+        const auto& pv = model->pvs[k];
+        fmt::print("{},{},{},{},{:.3f},{:.6f},{:.3f},{}\n", feeder::PolicyName(p), pv.id,
+                   model->buses[pv.bus].name, pv.phase + 1, req.available_kw[k], r->ratio[k],
+                   r->cap_kw[k], r->feasible ? "true" : "false");
+      }
       continue;
     }
     if (!r->feasible) {
@@ -343,8 +372,11 @@ std::vector<Subcommand> AddFeederCommands(CLI::App& app) {
   ccmd->add_option("--svg", ca->svg,
                    "write the voltage profile before and after, and each PV's ratio, as SVG "
                    "(one --policy)");
-  ccmd->add_option("--format", ca->format, "table or json")
-      ->check(CLI::IsMember({"table", "json"}));
+  ccmd->add_option("--step", ca->step,
+                   "the snapshot at this quarter-hour of the scenario's day (0-95) instead of its "
+                   "own load_mult and pv_mult");
+  ccmd->add_option("--format", ca->format, "table, json, or csv (one row per PV)")
+      ->check(CLI::IsMember({"table", "json", "csv"}));
   return {{pcmd, [pf] { return RunPowerflow(*pf); }}, {ccmd, [ca] { return RunCurtail(*ca); }}};
 }
 

@@ -383,6 +383,17 @@ StatusOr<CurtailmentResult> Curtail(const FeederModel& model, const CurtailmentR
     }
     auto after = SolvePowerFlow(model, cap, pf);
     if (!after.ok()) return after.status();
+    {
+      std::vector<PhaseValues> lin = lm.VoltageSquared(model, cap);
+      double worst = 0;
+      for (size_t b = 0; b < lin.size(); ++b)
+        for (int p = 0; p < 3; ++p)
+          if (model.buses[b].phases[p]) {
+            double v = std::sqrt(std::max(0.0, lin[b][p] + offset[b][p]));
+            worst = std::max(worst, std::abs(v - after->Magnitude(static_cast<int>(b), p)));
+          }
+      res.model_error_pu.push_back(worst);
+    }
     auto max_after = after->Max(model), min_after = after->Min(model);
     if (Within(max_after, min_after, request.v_min_pu, request.v_max_pu)) {
       res.feasible = true;

@@ -63,8 +63,11 @@ struct CurtailmentResult {
   double jain_index = 1;       // of the ratios (1 when all equal, incl. none)
   int iterations = 0;          // linear solves (0: nothing to curtail)
   double lp_objective_kw = 0;  // the last linear program's objective
-  PowerFlowResult before;      // every PV at its available output
-  PowerFlowResult after;       // at the caps (== before when none)
+  // Per linear solve: the largest |V| difference between the (corrected)
+  // linear model and the power flow at that solve's answer, pu.
+  std::vector<double> model_error_pu;
+  PowerFlowResult before;  // every PV at its available output
+  PowerFlowResult after;   // at the caps (== before when none)
   PowerFlowResult::Extreme max_before, max_after, min_after;
 };
 

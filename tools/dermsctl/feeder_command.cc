@@ -1,6 +1,7 @@
 #include "tools/dermsctl/feeder_command.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <cmath>
 #include <cstdlib>
@@ -173,10 +174,11 @@ std::string ResultJson(const FeederModel& model, const feeder::CurtailmentResult
   std::string out = fmt::format(
       "{{\"policy\":\"{}\",\"feasible\":{},\"reason\":\"{}\",\"available_kw\":{:.3f},"
       "\"curtailed_kw\":{:.3f},\"max_ratio\":{:.6f},\"min_ratio\":{:.6f},\"jain_index\":{:.6f},"
-      "\"iterations\":{},\"max_v_before_pu\":{:.6f},\"max_v_after_pu\":{:.6f}",
+      "\"iterations\":{},\"max_v_before_pu\":{:.6f},\"max_v_after_pu\":{:.6f},"
+      "\"model_error_pu\":[{:.6f}]",
       feeder::PolicyName(policy), r.feasible ? "true" : "false", Escape(r.reason), r.available_kw,
       r.curtailed_kw, r.max_ratio, r.min_ratio, r.jain_index, r.iterations, r.max_before.v_pu,
-      r.max_after.v_pu);
+      r.max_after.v_pu, fmt::join(r.model_error_pu, ","));
   if (per_pv) {
     out += ",\"pvs\":[";
     for (size_t k = 0; k < model.pvs.size(); ++k) {

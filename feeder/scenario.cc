@@ -19,7 +19,12 @@ std::string Resolve(const std::string& base_file, const std::string& p) {
   if (p.empty()) return p;
   std::filesystem::path path(p);
   if (path.is_absolute()) return p;
-  return (std::filesystem::path(base_file).parent_path() / path).lexically_normal().string();
+  // Relative to the file's real directory: ".." follows symlinks as the
+  // kernel does (a lexical ".." would not).
+  std::filesystem::path dir = std::filesystem::path(base_file).parent_path();
+  std::error_code ec;
+  std::filesystem::path real = std::filesystem::canonical(dir.empty() ? "." : dir, ec);
+  return ((ec ? dir : real) / path).lexically_normal().string();
 }
 
 }  // namespace

@@ -35,6 +35,10 @@ std::unique_ptr<google::protobuf::Message> NewMessageFor(topics::Kind kind) {
       return std::make_unique<v1::ScheduleRequest>();
     case Kind::kScheduleResult:
       return std::make_unique<v1::ScheduleResult>();
+    case Kind::kVderCurtail:
+      return std::make_unique<v1::CurtailRequest>();
+    case Kind::kVderCurtailResult:
+      return std::make_unique<v1::CurtailResult>();
     default:
       return nullptr;
   }

@@ -54,6 +54,7 @@ std::optional<Kind> RequestKindOf(std::string_view topic) {
   if (topic.substr(0, kRoot.size()) != kRoot) return std::nullopt;
   auto p = Split(topic.substr(kRoot.size()));
   if (p.size() >= 3 && p[0] == "vder" && p.back() == "dispatch") return Kind::kVderDispatch;
+  if (p.size() >= 3 && p[0] == "vder" && p.back() == "curtail") return Kind::kVderCurtail;
   if (p.size() == 2 && p[0] == "schedule" && p[1] == "request") return Kind::kScheduleRequest;
   return std::nullopt;
 }
@@ -87,6 +88,10 @@ StatusOr<Parsed> Parse(std::string_view topic) {
     if (p.size() == 3 && p[2] == "status") return with_id(Kind::kVderStatus, "vder_id", p[1]);
     if (p.size() == 4 && p[2] == "dispatch" && p[3] == "result") {
       return with_id(Kind::kVderDispatchResult, "vder_id", p[1]);
+    }
+    if (p.size() == 3 && p[2] == "curtail") return with_id(Kind::kVderCurtail, "vder_id", p[1]);
+    if (p.size() == 4 && p[2] == "curtail" && p[3] == "result") {
+      return with_id(Kind::kVderCurtailResult, "vder_id", p[1]);
     }
     if (p.size() > 3 && p.back() == "dispatch") {
       std::string id(topic.substr(kRoot.size() + 5, topic.size() - kRoot.size() - 5 - 9));
@@ -130,6 +135,10 @@ std::string VderDispatchResult(std::string_view vder_id) {
   return std::string(kRoot) + "vder/" + std::string(vder_id) + "/dispatch/result";
 }
 std::string VderStatus(std::string_view vder_id) { return Join("vder", vder_id, "status"); }
+std::string VderCurtail(std::string_view vder_id) { return Join("vder", vder_id, "curtail"); }
+std::string VderCurtailResult(std::string_view vder_id) {
+  return std::string(kRoot) + "vder/" + std::string(vder_id) + "/curtail/result";
+}
 std::string PriceForecast(std::string_view node) { return Join("forecast", "price", node); }
 std::string Event(std::string_view kind) { return Join("events", kind); }
 

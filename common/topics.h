@@ -34,6 +34,8 @@ enum class Kind {
   kForecast,         // forecast/{kind}/{key}
   kScheduleRequest,  // schedule/request
   kScheduleResult,   // schedule/{request_id}/result
+  kVderCurtail,        // vder/{vder_id}/curtail
+  kVderCurtailResult,  // vder/{vder_id}/curtail/result
 };
 
 // A topic split into its kind and identifiers. `id` is the der_id, vder_id,
@@ -64,6 +66,8 @@ std::string GridStatus(std::string_view substation_id);
 std::string VderDispatch(std::string_view vder_id);
 std::string VderDispatchResult(std::string_view vder_id);
 std::string VderStatus(std::string_view vder_id);
+std::string VderCurtail(std::string_view vder_id);
+std::string VderCurtailResult(std::string_view vder_id);
 std::string PriceForecast(std::string_view node);  // forecast/price/{node}
 std::string ScheduleRequest();
 std::string ScheduleResult(std::string_view request_id);

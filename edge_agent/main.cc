@@ -36,6 +36,8 @@ int main(int argc, char** argv) {
   app.add_option("--type", type_name, "BATTERY, PV, EV_CHARGER, FLEXIBLE_LOAD, WIND or GENERATOR");
   o.Add("--substation", &options.substation_id, "substation the DER is dispatched under");
   o.Add("--feeder", &options.feeder_id, "feeder id (optional)");
+  o.Add("--feeder-node", &options.feeder_node,
+        "bus and phase in the feeder's model, e.g. 48.1 (optional; feeder curtailment)");
   o.Add("--provider", &options.provider_id, "provider id (optional)");
   o.Add("--tag", &options.tags, "a tag for grouping (repeatable)");
   o.Add("--max-discharge-kw", &options.nameplate.max_discharge_kw, "most export, kW (>= 0)");

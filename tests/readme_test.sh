@@ -23,8 +23,6 @@ for entry in "$SRC"/* "$SRC"/.clang-format; do
   ln -s "$entry" "$ROOT/$name"
 done
 ln -s "$BUILD" "$ROOT/build"
-# The shared data next to the checkout (../shared/data: the IEEE 123-bus feeder), as examples name it.
-[ -d "$SRC/../shared" ] && ln -s "$(cd "$SRC/../shared" && pwd)" "$TMP/shared"
 
 stop() {
   local rc=$?

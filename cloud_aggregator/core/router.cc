@@ -18,6 +18,8 @@ std::string SubscriptionFor(topics::Kind kind) {
       return topics::Filter("grid/+/status");
     case topics::Kind::kVderDispatch:
       return topics::Filter("vder/+/dispatch");
+    case topics::Kind::kVderCurtail:
+      return topics::Filter("vder/+/curtail");
     case topics::Kind::kForecast:
       return topics::Filter("forecast/+/+");
     case topics::Kind::kScheduleRequest:

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <string>
 
+#include "common/feeder_node.h"
 #include "common/topics.h"
 
 namespace derms::registry {
@@ -25,6 +26,11 @@ class Checker {
 
   Status Fail(std::string_view code, const std::string& rule) const {
     return Status::Error(std::string(code), fmt::format("{} '{}': {}", what_, id_, rule));
+  }
+  Status OptionalFeederNode(std::string_view value) const {
+    if (value.empty()) return Status::Ok();
+    auto node = ParseFeederNode("feeder_node", value);
+    return node.ok() ? Status::Ok() : Fail("invalid_field", node.status().message());
   }
   Status IdMatches(std::string_view field, std::string_view value) const {
     if (value == id_) return Status::Ok();
@@ -89,6 +95,7 @@ Status ValidateBirth(const derms::v1::DerBirth& m, std::string_view topic_id) {
                                                 "[A-Za-z0-9_-]{{1,64}}",
                                                 m.substation_id().substr(0, 80))),
       c.OptionalId("feeder_id", m.feeder_id()),
+      c.OptionalFeederNode(m.feeder_node()),
       c.OptionalId("provider_id", m.provider_id()),
       c.InRange("latitude", m.latitude(), -90, 90),
       c.InRange("longitude", m.longitude(), -180, 180),

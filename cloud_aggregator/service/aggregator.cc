@@ -141,15 +141,20 @@ Status Aggregator::Wire(vder::VderTree tree) {
       options_.schedule, ports, *fleet_, *controls_, controls_->ledger(), controls_->holds(),
       scheduler_, [store](const std::string& id) { return store->LoadScheduleResult(id); },
       store_->TakeStoredForecasts());
+  auto curtailment = CurtailmentModule::Create(options_.curtailment, ports, *fleet_, *controls_,
+                                              controls_->holds());
+  if (!curtailment.ok()) return curtailment.status();
+  curtailment_ = std::move(curtailment).value();
   controls_->AddListener(charging_.get());
   controls_->AddListener(dispatch_.get());
+  controls_->AddListener(curtailment_.get());
   auto history = HistoryModule::Create(options_.history, *store_, ports);
   if (!history.ok()) return history.status();
   history_ = std::move(history).value();
   status_ = std::make_unique<StatusModule>(options_.status_interval_s, started_ms_, ports);
 
-  modules_ = {controls_.get(), fleet_.get(),   dispatch_.get(),
-              charging_.get(), history_.get(), status_.get()};
+  modules_ = {controls_.get(), fleet_.get(),   dispatch_.get(),     charging_.get(),
+              history_.get(),  status_.get(),  curtailment_.get()};
   for (Module* m : modules_) {
     for (auto& create_sql : m->Tables()) sink_.Add(storage::TableSchemaRecord{create_sql});
     Status s = router_.Add(m);

@@ -26,6 +26,7 @@
 #include "cloud_aggregator/core/scheduler.h"
 #include "cloud_aggregator/modules/charging/charging_module.h"
 #include "cloud_aggregator/modules/controls/controls_module.h"
+#include "cloud_aggregator/modules/curtailment/curtailment_module.h"
 #include "cloud_aggregator/modules/dispatch/dispatch_module.h"
 #include "cloud_aggregator/modules/fleet/fleet_module.h"
 #include "cloud_aggregator/modules/history/history_module.h"
@@ -123,6 +124,7 @@ class Aggregator {
   std::unique_ptr<FleetModule> fleet_;
   std::unique_ptr<DispatchModule> dispatch_;
   std::unique_ptr<ChargingModule> charging_;
+  std::unique_ptr<CurtailmentModule> curtailment_;
   std::unique_ptr<HistoryModule> history_;
   std::unique_ptr<StatusModule> status_;
   std::vector<Module*> modules_;  // the above, in routing order

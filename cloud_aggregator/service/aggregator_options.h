@@ -10,6 +10,7 @@
 #include <string>
 
 #include "cloud_aggregator/modules/charging/charging_module.h"
+#include "cloud_aggregator/modules/curtailment/curtailment_module.h"
 #include "cloud_aggregator/modules/dispatch/dispatch_module.h"
 #include "cloud_aggregator/modules/fleet/fleet_module.h"
 #include "cloud_aggregator/modules/history/history_module.h"
@@ -44,6 +45,7 @@ struct AggregatorOptions {
   FleetOptions fleet;            // [registry], [vder_status]
   DispatchOptions dispatch;      // [dispatch]
   ChargingOptions schedule;      // [schedule]
+  CurtailmentOptions curtailment;  // [curtailment]
   HistoryModuleOptions history;  // [history], [backup], [[report]]
   // Virtual DERs and merit-order costs ([[vder]], [costs]); re-read from
   // `config_path` on SIGHUP.

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "common/config.h"
+#include "common/feeder_node.h"
 #include "common/topics.h"
 
 namespace derms::edge {
@@ -42,6 +43,10 @@ Status AgentOptions::Validate() const {
     if (value->empty()) continue;
     Status s = topics::ValidateId(field, *value);
     if (!s.ok()) return Invalid(s.message());
+  }
+  if (!feeder_node.empty()) {
+    auto node = ParseFeederNode("feeder_node", feeder_node);
+    if (!node.ok()) return Invalid(node.status().message());
   }
   if (broker_uri.empty()) return Invalid("broker must not be empty");
   if (nameplate.type == derms::v1::DER_TYPE_UNSPECIFIED) return Invalid("type is required");
@@ -103,6 +108,7 @@ Status LoadAgentOptions(const std::string& path, AgentOptions* o) {
                                      "nameplate.energy_capacity_kwh",
                                      "nameplate.substation_id",
                                      "nameplate.feeder_id",
+                                     "nameplate.feeder_node",
                                      "nameplate.provider_id",
                                      "nameplate.latitude",
                                      "nameplate.longitude",
@@ -129,6 +135,7 @@ Status LoadAgentOptions(const std::string& path, AgentOptions* o) {
       config::Get(t, path, "nameplate.energy_capacity_kwh", &o->nameplate.energy_capacity_kwh),
       config::Get(t, path, "nameplate.substation_id", &o->substation_id),
       config::Get(t, path, "nameplate.feeder_id", &o->feeder_id),
+      config::Get(t, path, "nameplate.feeder_node", &o->feeder_node),
       config::Get(t, path, "nameplate.provider_id", &o->provider_id),
       config::Get(t, path, "nameplate.latitude", &o->nameplate.latitude),
       config::Get(t, path, "nameplate.longitude", &o->nameplate.longitude),

@@ -21,6 +21,8 @@ struct AgentOptions {
   Nameplate nameplate;
   std::string substation_id;  // required: which substation the DER is dispatched under
   std::string feeder_id;      // optional
+  // optional: bus and phase in the feeder's model, "48.1" (feeder curtailment)
+  std::string feeder_node;
   std::string provider_id;    // optional: the aggregator or vendor that owns it
   std::vector<std::string> tags;
   std::string model;  // free text: vendor, model, firmware

@@ -72,12 +72,18 @@ void EdgeAgent::Tick(int64_t now_ms) {
 }
 
 std::optional<double> EdgeAgent::SetpointNow() const {
-  if (auto sp = engine_.Setpoint()) return sp;
-  if (options_.default_mode == "fixed") {
+  std::optional<double> setpoint = engine_.Setpoint();
+  if (!setpoint && options_.default_mode == "fixed") {
     PowerRange r = device_->Range();
-    return std::clamp(options_.default_setpoint_kw, r.min_kw, r.max_kw);
+    setpoint = std::clamp(options_.default_setpoint_kw, r.min_kw, r.max_kw);
   }
-  return std::nullopt;
+  // Under a generation limit the device does what it would otherwise do,
+  // held down to the cap when that would export more.
+  if (auto cap = engine_.GenerationLimit()) {
+    double would_kw = setpoint ? *setpoint : device_->BaselineKw();
+    if (would_kw > *cap) return *cap;
+  }
+  return setpoint;
 }
 
 derms::v1::DerStatus EdgeAgent::StatusMessage(bool online, int64_t now_ms) const {
@@ -115,6 +121,7 @@ void EdgeAgent::GoOnline(int64_t now_ms) {
   birth.set_energy_capacity_kwh(options_.nameplate.energy_capacity_kwh);
   birth.set_substation_id(options_.substation_id);
   birth.set_feeder_id(options_.feeder_id);
+  birth.set_feeder_node(options_.feeder_node);
   birth.set_provider_id(options_.provider_id);
   birth.set_latitude(options_.nameplate.latitude);
   birth.set_longitude(options_.nameplate.longitude);

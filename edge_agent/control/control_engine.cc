@@ -52,6 +52,10 @@ std::optional<std::string> ControlEngine::Resolve(const Control& control, int64_
     return fmt::format("der_id '{}' is not this DER ('{}')", control.der_id(), der_id_);
   }
   if (control.intervals().empty()) return std::string("intervals: at least one is required");
+  const bool limit = control.kind() == derms::v1::CONTROL_KIND_GENERATION_LIMIT;
+  if (!limit && control.kind() != derms::v1::CONTROL_KIND_SETPOINT) {
+    return fmt::format("kind {} is not a known control kind", static_cast<int>(control.kind()));
+  }
   if (static_cast<size_t>(control.intervals_size()) > options_.max_intervals) {
     return fmt::format("intervals: {} given, at most {} allowed", control.intervals_size(),
                        options_.max_intervals);
@@ -61,6 +65,10 @@ std::optional<std::string> ControlEngine::Resolve(const Control& control, int64_
     const auto& in = control.intervals(i);
     if (!std::isfinite(in.target_kw())) {
       return fmt::format("intervals[{}].target_kw {} is not a finite number", i, in.target_kw());
+    }
+    if (limit && in.target_kw() < 0) {
+      return fmt::format("intervals[{}].target_kw {} is below 0: a generation limit caps export",
+                         i, in.target_kw());
     }
     if (in.duration_s() == 0) return fmt::format("intervals[{}].duration_s must be > 0", i);
     if (in.start_ms() < 0) return fmt::format("intervals[{}].start_ms must be >= 0", i);
@@ -89,7 +97,11 @@ void ControlEngine::StartInterval(int index, int64_t now_ms, PowerRange range, R
   Active& a = *active_;
   a.current = index;
   double target = a.intervals[index].target_kw;
-  double applied = std::clamp(target, range.min_kw, range.max_kw);
+  // A cap is not clamped: above what the device can give now it only does
+  // not bind (yet).
+  double applied = a.kind == derms::v1::CONTROL_KIND_GENERATION_LIMIT
+                       ? target
+                       : std::clamp(target, range.min_kw, range.max_kw);
   a.applied_kw = applied;
   if (applied != target) {
     Emit(Make(a.command_id, derms::v1::CLAMPED, applied,
@@ -143,7 +155,8 @@ ControlEngine::Responses ControlEngine::OnControl(const Control& control, int64_
               fmt::format("superseded by control '{}'", id), now_ms),
          &out);
   }
-  active_ = Active{id, control.issued_at_ms(), control.priority(), std::move(intervals), -1, 0};
+  active_ = Active{id,   control.issued_at_ms(), control.priority(), control.kind(),
+                   std::move(intervals), -1, 0};
   const auto& first = active_->intervals[skipped];
   if (first.start_ms <= now_ms) {
     StartInterval(static_cast<int>(skipped), now_ms, range, &out);
@@ -190,7 +203,17 @@ ControlEngine::Responses ControlEngine::Cancel(int64_t now_ms, const std::string
 }
 
 std::optional<double> ControlEngine::Setpoint() const {
-  if (!active_ || active_->current < 0) return std::nullopt;
+  if (!active_ || active_->current < 0 || active_->kind != derms::v1::CONTROL_KIND_SETPOINT) {
+    return std::nullopt;
+  }
+  return active_->applied_kw;
+}
+
+std::optional<double> ControlEngine::GenerationLimit() const {
+  if (!active_ || active_->current < 0 ||
+      active_->kind != derms::v1::CONTROL_KIND_GENERATION_LIMIT) {
+    return std::nullopt;
+  }
   return active_->applied_kw;
 }
 

@@ -21,6 +21,11 @@
 //   back to its default behaviour. Between intervals it is at default too.
 // - In a schedule, an interval with start_ms 0 starts on receipt (the first)
 //   or when the previous interval ends (any later one).
+// - A generation limit (Control.kind CONTROL_KIND_GENERATION_LIMIT) caps
+//   export instead of setting it: its targets must be >= 0, it is APPLIED
+//   with applied_kw the cap (a cap above what the device can give now is
+//   simply not binding), and GenerationLimit() rather than Setpoint() says
+//   it is in force. Every other rule is the same.
 #ifndef DERMS_EDGE_AGENT_CONTROL_CONTROL_ENGINE_H_
 #define DERMS_EDGE_AGENT_CONTROL_CONTROL_ENGINE_H_
 
@@ -64,6 +69,8 @@ class ControlEngine {
 
   // The setpoint to apply now (already clamped), or nullopt for default behaviour.
   std::optional<double> Setpoint() const;
+  // The cap on export in force now (kW >= 0), or nullopt.
+  std::optional<double> GenerationLimit() const;
   // The command_id of the control in force, or empty.
   std::string ActiveCommandId() const;
 
@@ -77,6 +84,7 @@ class ControlEngine {
     std::string command_id;
     int64_t issued_at_ms = 0;
     int32_t priority = 0;
+    derms::v1::ControlKind kind = derms::v1::CONTROL_KIND_SETPOINT;
     std::vector<Interval> intervals;
     int current = -1;  // index of the interval in force, -1 if none
     double applied_kw = 0;

@@ -408,3 +408,51 @@ TEST_CASE("a schedule whose live part starts later is RECEIVED naming the skippe
   CHECK(applied.interval_index() == 1);
   CHECK(engine.Setpoint() == 2.0);
 }
+
+TEST_CASE("a generation limit caps export without setting it, and ends like any control",
+          "[control]") {
+  ControlEngine engine(kDer);
+  Control cap = MakeSetpoint("cap-1", 3.5);
+  cap.set_kind(derms::v1::CONTROL_KIND_GENERATION_LIMIT);
+  auto out = engine.OnControl(cap, kT0, kRange);
+  REQUIRE(out.size() == 1);
+  CheckResponse(out[0], "cap-1", derms::v1::APPLIED, kT0);
+  CHECK(out[0].applied_kw() == 3.5);
+  CHECK_FALSE(engine.Setpoint().has_value());
+  REQUIRE(engine.GenerationLimit().has_value());
+  CHECK(*engine.GenerationLimit() == 3.5);
+
+  // A cap above what the device can give now is not clamped: it only does
+  // not bind yet.
+  Control loose = MakeSetpoint("cap-2", 40.0, kT0 + 1);
+  loose.set_kind(derms::v1::CONTROL_KIND_GENERATION_LIMIT);
+  out = engine.OnControl(loose, kT0 + 1, kRange);
+  REQUIRE(out.size() == 2);
+  CheckResponse(out[1], "cap-2", derms::v1::APPLIED, kT0 + 1);
+  CHECK(*engine.GenerationLimit() == 40.0);
+
+  out = engine.Advance(kT0 + 11 * kMinute, kRange);
+  REQUIRE(out.size() == 1);
+  CheckResponse(out[0], "cap-2", derms::v1::COMPLETED, kT0 + 11 * kMinute);
+  CHECK_FALSE(engine.GenerationLimit().has_value());
+}
+
+TEST_CASE("a negative generation limit or an unknown control kind is rejected with the field",
+          "[control]") {
+  ControlEngine engine(kDer);
+  Control negative = MakeSetpoint("cap-neg", -1.0);
+  negative.set_kind(derms::v1::CONTROL_KIND_GENERATION_LIMIT);
+  auto out = engine.OnControl(negative, kT0, kRange);
+  REQUIRE(out.size() == 1);
+  CheckResponse(out[0], "cap-neg", derms::v1::REJECTED, kT0);
+  CHECK_THAT(out[0].reason(), Catch::Contains("intervals[0].target_kw -1 is below 0"));
+
+  Control unknown = MakeSetpoint("kind-9", 1.0);
+  unknown.set_kind(static_cast<derms::v1::ControlKind>(9));
+  out = engine.OnControl(unknown, kT0, kRange);
+  REQUIRE(out.size() == 1);
+  CheckResponse(out[0], "kind-9", derms::v1::REJECTED, kT0);
+  CHECK_THAT(out[0].reason(), Catch::Contains("kind 9 is not a known control kind"));
+  CHECK_FALSE(engine.GenerationLimit().has_value());
+  CHECK_FALSE(engine.Setpoint().has_value());
+}

@@ -1,5 +1,5 @@
-// Where the tests find the shared feeder data (../shared/data next to the
-// checkout, or $DERMS_FEEDER_DATA), and the published tap positions.
+// Where the tests find the feeder data (the project's copy in data/, or
+// $DERMS_FEEDER_DATA), and the published tap positions.
 #ifndef DERMS_TESTS_FEEDER_FEEDER_DATA_H_
 #define DERMS_TESTS_FEEDER_FEEDER_DATA_H_
 

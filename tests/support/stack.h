@@ -229,8 +229,9 @@ class TestClient {
         mqtt::Message{topic, payload, 1, retained, response_topic, correlation},
         std::chrono::seconds(5));
   }
-  // The next message whose topic is `topic` and that `accept` likes, or
-  // nullopt after `timeout`. Messages passed over are dropped.
+  // The next message whose topic is `topic` (any, when empty) and that
+  // `accept` likes, or nullopt after `timeout`. Messages passed over are
+  // dropped.
   std::optional<mqtt::Message> Next(const std::string& topic,
                                     const std::function<bool(const mqtt::Message&)>& accept = {},
                                     std::chrono::milliseconds timeout = std::chrono::seconds(15)) {
@@ -240,7 +241,7 @@ class TestClient {
       if (m && std::getenv("DERMS_TEST_DEBUG")) {
         fmt::print(stderr, "test client got '{}' ({} bytes)\n", m->topic, m->payload.size());
       }
-      if (m && m->topic == topic && (!accept || accept(*m))) return m;
+      if (m && (topic.empty() || m->topic == topic) && (!accept || accept(*m))) return m;
     }
     return std::nullopt;
   }

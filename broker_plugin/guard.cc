@@ -75,6 +75,11 @@ Guard::Offender* Guard::OffenderFor(const Client& c) {
 Guard::AuthVerdict Guard::Authenticate(const void* client, const char* username,
                                        const char* password) {
   if (!passwords_) return AuthVerdict::kDefer;
+  // No user name: Mosquitto's allow_anonymous decides, and the client has
+  // the anonymous role, if any.
+  if ((username == nullptr || *username == '\0') && options_.anonymous_role != "none") {
+    return AuthVerdict::kDefer;
+  }
   // A new connection on this key: forget what an earlier one was.
   clients_.erase(client);
   bool ok = username != nullptr && password != nullptr && passwords_->Verify(username, password) &&

@@ -43,7 +43,8 @@ class Guard {
 
   enum class AuthVerdict { kAllow, kDeny, kDefer };
   // CONNECT with a user name and password. kDefer when there is no password
-  // file (Mosquitto's own settings decide).
+  // file, or for a client without a user name when anonymous clients have a
+  // role (Mosquitto's allow_anonymous decides).
   AuthVerdict Authenticate(const void* client, const char* username, const char* password);
 
   // Every publish, subscribe, unsubscribe and delivery: `topic` is a topic

@@ -79,6 +79,13 @@ StatusOr<PluginOptions> ParseOptions(const std::vector<std::pair<std::string, st
       s = Names(key, value, &o.operators);
     } else if (key == "dispatchers") {
       s = Names(key, value, &o.dispatchers);
+    } else if (key == "anonymous_role") {
+      if (value != "none" && value != "operator" && value != "dispatcher" &&
+          value != "aggregator") {
+        s = Bad(key, value, "must be none, operator, dispatcher or aggregator");
+      } else {
+        o.anonymous_role = value;
+      }
     } else if (key == "operator_der_topics") {
       s = Names(key, value, &o.operator_der_leaves);
     } else if (key == "reply_prefix") {

@@ -25,6 +25,12 @@ struct PluginOptions {
   std::set<std::string> aggregators;
   std::set<std::string> operators;
   std::set<std::string> dispatchers;
+  // The role of clients without a user name, when Mosquitto lets them in
+  // (allow_anonymous true): "none" (default: they may do nothing),
+  // "operator", "dispatcher" or "aggregator". For a loopback-only listener
+  // such as the demo's, where local tools connect without credentials; a
+  // DER never connects anonymously.
+  std::string anonymous_role = "none";
   // Which der/+/<leaf> topics operators may read (controls are not among
   // them by default: they are the aggregator's business).
   std::set<std::string> operator_der_leaves = {"birth", "status", "telemetry", "response"};

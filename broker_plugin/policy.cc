@@ -102,7 +102,13 @@ std::string_view RoleName(Role role) {
 }
 
 std::optional<Identity> IdentityOf(const char* username, const PluginOptions& o) {
-  if (username == nullptr || *username == '\0') return std::nullopt;
+  if (username == nullptr || *username == '\0') {
+    const std::string& r = o.anonymous_role;
+    if (r == "aggregator") return Identity{Role::kAggregator, "anonymous"};
+    if (r == "operator") return Identity{Role::kOperator, "anonymous"};
+    if (r == "dispatcher") return Identity{Role::kDispatcher, "anonymous"};
+    return std::nullopt;
+  }
   std::string name(username);
   if (o.aggregators.count(name)) return Identity{Role::kAggregator, std::move(name)};
   if (o.operators.count(name)) return Identity{Role::kOperator, std::move(name)};

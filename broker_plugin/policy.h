@@ -32,8 +32,8 @@ struct Identity {
   std::string name;  // the user name; for a DER, its der_id
 };
 
-// The identity of an authenticated `username` (nullptr or empty: anonymous,
-// which has none). A name in no role list is a DER when it is a valid
+// The identity of an authenticated `username`; nullptr or empty is
+// anonymous, with options.anonymous_role (named "anonymous") or none. A name in no role list is a DER when it is a valid
 // identifier; otherwise nullopt.
 std::optional<Identity> IdentityOf(const char* username, const PluginOptions& options);
 

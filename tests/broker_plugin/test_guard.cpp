@@ -42,6 +42,11 @@ TEST_CASE("passwords decide CONNECT, and without a file Mosquitto does", "[guard
   CHECK(guard.Authenticate(&a, nullptr, nullptr) == Guard::AuthVerdict::kDeny);
   CHECK(guard.counters().auth_accepted == 1);
   CHECK(guard.counters().auth_refused == 3);
+  PluginOptions anonymous = Options();
+  anonymous.anonymous_role = "operator";
+  Guard local(anonymous, Passwords(), 0);
+  CHECK(local.Authenticate(&a, nullptr, nullptr) == Guard::AuthVerdict::kDefer);
+  CHECK(local.Authenticate(&a, "bat-1", "wrong") == Guard::AuthVerdict::kDeny);
   Guard open(Options(), std::nullopt, 0);
   CHECK(open.Authenticate(&a, "x", "y") == Guard::AuthVerdict::kDefer);
 }

@@ -34,6 +34,9 @@ TEST_CASE("user names map to roles; anything else valid is a DER", "[policy]") {
   CHECK_FALSE(IdentityOf(nullptr, o).has_value());
   CHECK_FALSE(IdentityOf("", o).has_value());
   CHECK_FALSE(IdentityOf("CN=bat 1", o).has_value());
+  o.anonymous_role = "aggregator";
+  CHECK(IdentityOf(nullptr, o)->role == Role::kAggregator);
+  CHECK(IdentityOf("", o)->name == "anonymous");
 }
 
 TEST_CASE("a DER publishes only its own uplink topics", "[policy]") {

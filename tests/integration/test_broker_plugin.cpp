@@ -344,3 +344,66 @@ TEST_CASE("a DER that keeps flooding is disconnected when the broker is told to"
   REQUIRE(ops.Subscribe("derms/v1/broker/status").ok());
   CHECK(ops.NextStatus([](const std::string& j) { return Has(j, R"("kicked":1)"); }));
 }
+
+namespace {
+
+// deploy/production/make-credentials.sh into `out` for `ders`; false on failure.
+bool MakeCredentials(const std::string& out, const std::string& ders) {
+  std::string cmd =
+      fmt::format("{}/deploy/production/make-credentials.sh '{}' --ders {} >/dev/null",
+                  DERMS_SOURCE_DIR, out, ders);
+  return std::system(cmd.c_str()) == 0;
+}
+
+Status ConnectWithCertificate(const MosquittoBroker& broker, const std::string& ca,
+                              const std::string& cert, const std::string& key,
+                              std::unique_ptr<mqtt::Client>* out) {
+  static std::atomic<int> n{0};
+  auto c = mqtt::Client::Create(fmt::format("ssl://127.0.0.1:{}", broker.tls_port()),
+                                fmt::format("tls-{}-{}", ::getpid(), ++n));
+  if (!c.ok()) return c.status();
+  mqtt::ConnectOptions o;
+  o.ca_file = ca;
+  o.cert_file = cert;
+  o.key_file = key;
+  Status s = (*c)->Connect(o, kWait);
+  *out = std::move(c).value();
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("a DER's certificate is its identity; a certificate from another CA is refused",
+          "[integration][broker_plugin]") {
+  TempDir dir;
+  const std::string pki = dir / "pki";
+  const std::string rogue = dir / "rogue";
+  REQUIRE(MakeCredentials(pki, "der-a,der-b"));
+  REQUIRE(MakeCredentials(rogue, "der-a"));
+  BrokerOptions o;
+  o.allow_anonymous = false;
+  o.extra_config = fmt::format("plugin {}\nplugin_opt_aggregators agg\n", DERMS_BROKER_PLUGIN);
+  o.tls_listener_config = fmt::format(
+      "cafile {0}/ca.crt\ncertfile {0}/broker.crt\nkeyfile {0}/broker.key\n"
+      "require_certificate true\nuse_identity_as_username true\n",
+      pki);
+  auto broker = MosquittoBroker::Start(o);
+  REQUIRE(broker.ok());
+
+  std::unique_ptr<mqtt::Client> a;
+  REQUIRE(ConnectWithCertificate(**broker, pki + "/ca.crt", pki + "/ders/der-a.crt",
+                                 pki + "/ders/der-a.key", &a)
+              .ok());
+  auto publish = [&](const std::string& topic, const std::string& payload) {
+    return a->PublishAndWait(mqtt::Message{topic, payload, 1, false, "", ""}, kWait);
+  };
+  CHECK(publish("derms/v1/der/der-a/birth", codec::ToBinary(BirthOf("der-a", 1))).ok());
+  CHECK_FALSE(publish("derms/v1/der/der-b/birth", codec::ToBinary(BirthOf("der-b", 1))).ok());
+
+  std::unique_ptr<mqtt::Client> forged;
+  CHECK_FALSE(ConnectWithCertificate(**broker, pki + "/ca.crt", rogue + "/ders/der-a.crt",
+                                     rogue + "/ders/der-a.key", &forged)
+                  .ok());
+  std::unique_ptr<mqtt::Client> none;
+  CHECK_FALSE(ConnectWithCertificate(**broker, pki + "/ca.crt", "", "", &none).ok());
+}

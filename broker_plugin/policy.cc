@@ -137,7 +137,11 @@ AclDecision CheckAcl(const Identity& who, Access access, std::string_view topic,
         // Outside derms/v1/: answers on the response topics requesters name.
         return kAllow;
       }
-      return StartsWith(topic, topics::kRoot) ? kAllow : Deny(kRuleNotForRole);
+      // Reply topics too: local tools given the aggregator role
+      // (anonymous_role) wait for their answers there.
+      return StartsWith(topic, topics::kRoot) || StartsWith(topic, o.reply_prefix)
+                 ? kAllow
+                 : Deny(kRuleNotForRole);
     case Role::kOperator:
     case Role::kDispatcher:
       if (access == Access::kWrite) {

@@ -31,6 +31,9 @@ int main(int argc, char** argv) {
   o.Add("--client-id", &options.client_id, "MQTT client id of the persistent session");
   o.Add("--username", &options.username, "MQTT user name");
   o.Add("--password", &options.password, "MQTT password");
+  o.Add("--ca-file", &options.ca_file, "TLS: CA certificate of the broker (ssl:// URIs)");
+  o.Add("--cert-file", &options.cert_file, "TLS: client certificate");
+  o.Add("--key-file", &options.key_file, "TLS: client private key");
   o.Add("--offline-after-intervals", &options.fleet.offline_after_intervals,
         "a DER silent this many telemetry intervals is offline (default 3)");
   o.Add("--control-duration-s", &options.dispatch.control_duration_s,

@@ -209,7 +209,14 @@ if listening; then
   echo "demo.sh: --port $PORT: something already listens on 127.0.0.1:$PORT; choose another --port" >&2
   exit 2
 fi
+# Per-DER logins for the broker plugin, made on the fly: each simulated DER
+# connects as its der_id with a password of its own (DIR/der-passwords.txt).
+ITERATIONS=$(( COUNT > 1000 ? 100 : 1000 ))
+"$BIN/tools/fleet/derms-fleet" --count "$COUNT" --substations sub-1,sub-2 --list-ids |
+  "$BIN/broker_plugin/derms-broker-passwd" --iterations "$ITERATIONS" \
+    --passwords "$DIR/der-passwords.txt" > "$DIR/passwd"
 sed -e "s|@PORT@|$PORT|" -e "s|@DIR@|$DIR|" -e "s|@USER@|$(id -un)|" \
+  -e "s|@PLUGIN@|$BIN/broker_plugin/derms_broker_plugin.so|" -e "s|@RATE_FACTOR@|$(( 10 * SPEED ))|" \
   deploy/mosquitto.conf > "$DIR/mosquitto.conf"
 mosquitto -c "$DIR/mosquitto.conf" &
 PIDS+=($!)
@@ -237,7 +244,7 @@ TIME=(--time-scale "$SPEED" --time-anchor-ms "$ANCHOR_MS" --time-start-ms "$STAR
 PIDS+=($!)
 "$BIN/tools/fleet/derms-fleet" --broker "$BROKER" --count "$COUNT" \
   --substations sub-1,sub-2 --telemetry-interval-s 60 --state-dir "$DIR/fleet-state" \
-  "${TIME[@]}" > "$DIR/fleet.log" 2>&1 &
+  --credentials "$DIR/der-passwords.txt" "${TIME[@]}" > "$DIR/fleet.log" 2>&1 &
 PIDS+=($!)
 
 echo "Broker $BROKER, aggregator and $COUNT simulated DERs running (simulated time x$SPEED)."
@@ -280,6 +287,27 @@ if [ -n "$EV" ]; then
     printf('%.1f kWh, cost %.2f (charging at once: %.2f) ', energy_kwh, cost, immediate_cost) ||
     COALESCE(reason, '') FROM schedule_requests"
   echo "  (the whole result: $DIR/schedule.jsonl, or dermsctl schedule get ID)"
+  echo
+fi
+
+# The broker plugin at work: one DER publishing telemetry as another, with its
+# own valid login, is refused at the broker and counted on broker/status.
+forger=$(sed -n 1p "$DIR/der-passwords.txt")
+victim=$(sed -n 2p "$DIR/der-passwords.txt" | cut -d' ' -f1)
+if [ -n "$victim" ]; then
+  mosquitto_pub -p "$PORT" -u "${forger%% *}" -P "${forger#* }" -q 1 \
+    -t "derms/v1/der/$victim/telemetry" -m forged 2>/dev/null || true
+  denied=0
+  for _ in $(seq 20); do
+    broker_status=$(mosquitto_sub -p "$PORT" -t derms/v1/broker/status -C 1 -W 3 2>/dev/null || true)
+    denied=$(printf '%s' "$broker_status" | grep -o '"der_other_der":[0-9]*' | cut -d: -f2)
+    [ "${denied:-0}" -ge 1 ] && break
+    sleep 0.5
+  done
+  echo "--- broker plugin: ${forger%% *} publishes telemetry as $victim"
+  echo "  refused at the broker; derms/v1/broker/status counts it: der_other_der ${denied:-0}," \
+    "connected DERs $(printf '%s' "$broker_status" | grep -o '"connected_ders":[0-9]*' | cut -d: -f2)"
+  echo "  (mosquitto_sub -p $PORT -t derms/v1/broker/status -C 1)"
   echo
 fi
 

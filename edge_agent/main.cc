@@ -53,6 +53,9 @@ int main(int argc, char** argv) {
   o.Add("--default-setpoint-kw", &options.default_setpoint_kw, "setpoint held in fixed mode");
   o.Add("--username", &options.username, "MQTT user name");
   o.Add("--password", &options.password, "MQTT password");
+  o.Add("--ca-file", &options.ca_file, "TLS: CA certificate of the broker (ssl:// URIs)");
+  o.Add("--cert-file", &options.cert_file, "TLS: this DER's certificate (CN = der_id)");
+  o.Add("--key-file", &options.key_file, "TLS: this DER's private key");
   o.Add("--state-dir", &options.state_dir, "where bd_seq and seq survive restarts");
   o.Add("--offline-buffer", &options.offline_buffer,
         "telemetry messages kept while offline (sent later as historical)");

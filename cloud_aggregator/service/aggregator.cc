@@ -248,6 +248,9 @@ void Aggregator::Run(const std::atomic<bool>& stop, std::atomic<bool>* reload) {
   auto prepare = [this](mqtt::ConnectOptions* connect) {
     connect->username = options_.username;
     connect->password = options_.password;
+    connect->ca_file = options_.ca_file;
+    connect->cert_file = options_.cert_file;
+    connect->key_file = options_.key_file;
     connect->clean_start = false;
     connect->session_expiry_s = static_cast<uint32_t>(options_.session_expiry_s);
     connect->will = mqtt::Message{

@@ -22,6 +22,9 @@ void AggregatorOptions::Describe(config::OptionSet& set) {
           "messages waiting for the processing thread before the broker is held back");
   set.Text("credentials.username", &username, Rule::kAny, "MQTT user name");
   set.Text("credentials.password", &password, Rule::kAny, "MQTT password");
+  set.Text("credentials.ca_file", &ca_file, Rule::kAny, "TLS: CA certificate of the broker");
+  set.Text("credentials.cert_file", &cert_file, Rule::kAny, "TLS: client certificate");
+  set.Text("credentials.key_file", &key_file, Rule::kAny, "TLS: client private key");
   set.Flag("history.journal", &journal,
            "journal telemetry on arrival until SQLite commits it (crash safety)");
   fleet.Describe(set);

@@ -28,6 +28,11 @@ struct AggregatorOptions {
   std::string client_id = "derms-aggregator";
   std::string username;
   std::string password;
+  // TLS (an ssl:// broker URI): the broker's CA, and a client certificate
+  // and key when the broker asks for one. Empty: not used.
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
   // How long the broker keeps the session while we are away (seconds).
   int64_t session_expiry_s = 86400;
   // SQLite database file (created with its directory if missing).

@@ -195,6 +195,14 @@ Pending Client::StartConnect(const ConnectOptions& options) {
     builder.properties(props);
     if (!options.username.empty()) builder.user_name(options.username);
     if (!options.password.empty()) builder.password(options.password);
+    if (!options.ca_file.empty() || !options.cert_file.empty() || !options.key_file.empty()) {
+      ::mqtt::ssl_options ssl;
+      if (!options.ca_file.empty()) ssl.set_trust_store(options.ca_file);
+      if (!options.cert_file.empty()) ssl.set_key_store(options.cert_file);
+      if (!options.key_file.empty()) ssl.set_private_key(options.key_file);
+      ssl.set_enable_server_cert_auth(true);
+      builder.ssl(std::move(ssl));
+    }
     if (options.will) {
       const Message& w = *options.will;
       builder.will(::mqtt::message(w.topic, w.payload.data(), w.payload.size(), w.qos, w.retained));

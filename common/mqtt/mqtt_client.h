@@ -39,6 +39,13 @@ struct Message {
 struct ConnectOptions {
   std::string username;  // empty: anonymous
   std::string password;
+  // TLS, for ssl:// and mqtts:// broker URIs: the CA certificate that signed
+  // the broker's, and this client's certificate and private key when the
+  // broker asks for one (with use_identity_as_username, the certificate's CN
+  // is the user name). Empty: not used.
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
   // false keeps the broker session (subscriptions, queued QoS 1 messages)
   // across reconnects for `session_expiry_s`.
   bool clean_start = true;

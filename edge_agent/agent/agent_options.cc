@@ -117,7 +117,10 @@ Status LoadAgentOptions(const std::string& path, AgentOptions* o) {
                                      "default.mode",
                                      "default.setpoint_kw",
                                      "credentials.username",
-                                     "credentials.password"});
+                                     "credentials.password",
+                                     "credentials.ca_file",
+                                     "credentials.cert_file",
+                                     "credentials.key_file"});
   if (!s.ok()) return s;
   std::string type;
   Status results[] = {
@@ -145,6 +148,9 @@ Status LoadAgentOptions(const std::string& path, AgentOptions* o) {
       config::Get(t, path, "default.setpoint_kw", &o->default_setpoint_kw),
       config::Get(t, path, "credentials.username", &o->username),
       config::Get(t, path, "credentials.password", &o->password),
+      config::Get(t, path, "credentials.ca_file", &o->ca_file),
+      config::Get(t, path, "credentials.cert_file", &o->cert_file),
+      config::Get(t, path, "credentials.key_file", &o->key_file),
   };
   for (const auto& r : results) {
     if (!r.ok()) return r;

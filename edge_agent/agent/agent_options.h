@@ -38,6 +38,12 @@ struct AgentOptions {
   // MQTT credentials; empty for an anonymous broker.
   std::string username;
   std::string password;
+  // TLS (an ssl:// broker URI): the CA that signed the broker's certificate;
+  // this DER's certificate (CN = der_id) and key when the broker asks for
+  // one. Empty: not used.
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
   // Where bd_seq and the telemetry sequence survive restarts.
   std::string state_dir = "./var/edge-state";
   // Telemetry kept while the broker is unreachable, sent later as historical.

@@ -100,6 +100,9 @@ Status EdgeAgent::PrepareConnect(int64_t now_ms, mqtt::ConnectOptions* connect) 
   if (!bd_seq.ok()) return bd_seq.status();
   connect->username = options_.username;
   connect->password = options_.password;
+  connect->ca_file = options_.ca_file;
+  connect->cert_file = options_.cert_file;
+  connect->key_file = options_.key_file;
   connect->clean_start = false;
   connect->session_expiry_s = kSessionExpiryS;
   connect->will = mqtt::Message{topics::DerStatus(options_.der_id),

@@ -61,12 +61,23 @@ std::string MosquittoBinary() {
 }  // namespace
 
 StatusOr<std::unique_ptr<MosquittoBroker>> MosquittoBroker::Start(bool persistent) {
+  BrokerOptions options;
+  options.persistent = persistent;
+  return Start(options);
+}
+
+StatusOr<std::unique_ptr<MosquittoBroker>> MosquittoBroker::Start(const BrokerOptions& options) {
   char tmpl[] = "/tmp/derms-broker-XXXXXX";
   if (!::mkdtemp(tmpl)) return Status::Error("test_broker", "cannot create a temporary directory");
   Status last = Status::Ok();
   for (int attempt = 0; attempt < 5; ++attempt) {
     int port = FreeLoopbackPort();
-    auto broker = std::unique_ptr<MosquittoBroker>(new MosquittoBroker(tmpl, port, persistent));
+    auto broker = std::unique_ptr<MosquittoBroker>(new MosquittoBroker(tmpl, port, options));
+    if (!options.tls_listener_config.empty()) {
+      do {
+        broker->tls_port_ = FreeLoopbackPort();
+      } while (broker->tls_port_ == port);
+    }
     last = broker->Launch();
     if (last.ok()) return broker;
   }
@@ -82,12 +93,16 @@ Status MosquittoBroker::Launch() {
         // Run as ourselves: as root, mosquitto would switch to its own user
         // and could not write into our private directory.
         << "user " << CurrentUser() << "\n"
-        << "allow_anonymous true\n"
-        << "persistence " << (persistent_ ? "true" : "false") << "\n"
+        << "allow_anonymous " << (options_.allow_anonymous ? "true" : "false") << "\n"
+        << "persistence " << (options_.persistent ? "true" : "false") << "\n"
         << "persistence_location " << dir_ << "/\n"
         << "autosave_interval 1\n"
         << "max_queued_messages 100000\n"
-        << "log_dest file " << dir_ << "/mosquitto.log\n";
+        << "log_dest file " << dir_ << "/mosquitto.log\n"
+        << options_.extra_config << "\n";
+    if (tls_port_ > 0) {
+      out << "listener " << tls_port_ << " 127.0.0.1\n" << options_.tls_listener_config << "\n";
+    }
   }
   pid_ = ::fork();
   if (pid_ == 0) {
@@ -102,7 +117,7 @@ Status MosquittoBroker::Launch() {
   }
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   while (std::chrono::steady_clock::now() < deadline) {
-    if (Accepts(port_)) return Status::Ok();
+    if (Accepts(port_) && (tls_port_ < 0 || Accepts(tls_port_))) return Status::Ok();
     int status = 0;
     if (::waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;

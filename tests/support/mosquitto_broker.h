@@ -13,15 +13,32 @@
 
 namespace derms::testing {
 
+// How to configure the broker beyond the defaults.
+struct BrokerOptions {
+  // Saves sessions to disk every second, so they survive Kill and Restart.
+  bool persistent = false;
+  bool allow_anonymous = true;
+  // Lines added to the configuration: a plugin and its plugin_opt_* lines.
+  std::string extra_config;
+  // When not empty: a second listener on another free loopback port
+  // (tls_port()) configured by these lines (cafile, certfile, keyfile, ...).
+  std::string tls_listener_config;
+};
+
 class MosquittoBroker {
  public:
   // Starts mosquitto and waits until it accepts connections. `persistent`
   // saves sessions to disk every second, so they survive Kill and Restart.
   static StatusOr<std::unique_ptr<MosquittoBroker>> Start(bool persistent = false);
+  static StatusOr<std::unique_ptr<MosquittoBroker>> Start(const BrokerOptions& options);
   ~MosquittoBroker();
 
   std::string uri() const;
   int port() const { return port_; }
+  // The TLS listener's port (BrokerOptions::tls_listener_config), or -1.
+  int tls_port() const { return tls_port_; }
+  // Its own directory: the configuration and mosquitto.log.
+  const std::string& dir() const { return dir_; }
   // For a persistent broker: waits until it has saved its state after this
   // call, so everything done before it survives Kill. False on timeout.
   bool WaitForSave();
@@ -31,13 +48,14 @@ class MosquittoBroker {
   Status Restart();
 
  private:
-  MosquittoBroker(std::string dir, int port, bool persistent)
-      : dir_(std::move(dir)), port_(port), persistent_(persistent) {}
+  MosquittoBroker(std::string dir, int port, BrokerOptions options)
+      : dir_(std::move(dir)), port_(port), options_(std::move(options)) {}
   Status Launch();
 
   std::string dir_;
   int port_;
-  bool persistent_;
+  int tls_port_ = -1;
+  BrokerOptions options_;
   pid_t pid_ = -1;
 };
 

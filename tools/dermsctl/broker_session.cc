@@ -29,6 +29,9 @@ StatusOr<std::unique_ptr<BrokerSession>> BrokerSession::Open(const BrokerFlags& 
   mqtt::ConnectOptions options;
   options.username = flags.username;
   options.password = flags.password;
+  options.ca_file = flags.ca_file;
+  options.cert_file = flags.cert_file;
+  options.key_file = flags.key_file;
   Status s = session->client_->Connect(options, kBrokerTimeout);
   if (!s.ok()) return s;
   return session;

@@ -26,6 +26,9 @@ struct BrokerFlags {
   std::string uri = "tcp://127.0.0.1:1883";
   std::string username;  // empty: anonymous
   std::string password;
+  std::string ca_file;  // TLS (ssl:// URIs): --ca-file, --cert-file, --key-file
+  std::string cert_file;
+  std::string key_file;
 };
 
 // When PrintArriving stops, besides SIGINT or SIGTERM.

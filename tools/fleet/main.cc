@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <map>
 #include <random>
 #include <sstream>
@@ -110,6 +111,30 @@ std::vector<std::string> AssignTypes(const std::vector<std::pair<std::string, in
   return out;
 }
 
+// "user password" lines (deploy/production/make-credentials.sh's
+// passwords.txt): each DER logs in as its der_id with its own password.
+StatusOr<std::map<std::string, std::string>> ReadCredentials(const std::string& path) {
+  std::ifstream in(path);
+  if (!in)
+    return Status::Error("invalid_value", fmt::format("--credentials '{}': cannot open", path));
+  std::map<std::string, std::string> out;
+  std::string line;
+  int n = 0;
+  while (std::getline(in, line)) {
+    ++n;
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream fields(line);
+    std::string user, password;
+    if (!(fields >> user >> password)) {
+      return Status::Error(
+          "invalid_value",
+          fmt::format("--credentials '{}' line {}: expected 'user password'", path, n));
+    }
+    out[user] = password;
+  }
+  return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -125,6 +150,8 @@ int main(int argc, char** argv) {
   double duration_s = 0;
   std::string log_level = "warn";
   std::string username, password;
+  std::string credentials_path, ca_file, cert_dir;
+  bool list_ids = false;
   derms::ClockFlags clock_flags;
   app.add_option("--broker", broker, "MQTT broker URI");
   app.add_option("--count", count, "number of DERs (default 100)")->check(CLI::Range(1, 100000));
@@ -143,6 +170,15 @@ int main(int argc, char** argv) {
   app.add_option("--duration", duration_s, "stop after this many wall seconds (0: until Ctrl-C)");
   app.add_option("--username", username, "MQTT user name");
   app.add_option("--password", password, "MQTT password");
+  app.add_option("--credentials", credentials_path,
+                 "per-DER logins: a file of 'user password' lines; each DER logs in as its "
+                 "der_id (deploy/production/make-credentials.sh --der-passwords)");
+  app.add_flag("--list-ids", list_ids,
+               "print the der_id of each DER this --count, --substations and --mix make, one a "
+               "line, and exit (for making their credentials)");
+  app.add_option("--ca-file", ca_file, "TLS: CA certificate of the broker (ssl:// URIs)");
+  app.add_option("--cert-dir", cert_dir,
+                 "TLS: a directory of DER certificates, <der_id>.crt and <der_id>.key");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
   clock_flags.AddTo(&app);
   CLI11_PARSE(app, argc, argv);
@@ -162,6 +198,15 @@ int main(int argc, char** argv) {
     spdlog::error("--substations: at least one substation id is required");
     return 2;
   }
+  std::map<std::string, std::string> credentials;
+  if (!credentials_path.empty()) {
+    auto read = ReadCredentials(credentials_path);
+    if (!read.ok()) {
+      spdlog::error("{}", read.status().message());
+      return 2;
+    }
+    credentials = std::move(read).value();
+  }
   derms::Clock clock = clock_flags.Make();
   std::mt19937_64 rng(42);
   std::uniform_real_distribution<double> jitter(-0.05, 0.05);
@@ -173,6 +218,10 @@ int main(int argc, char** argv) {
     AgentOptions o;
     o.broker_uri = broker;
     o.der_id = fmt::format("{}-{}-{:04d}", sub, spec.short_name, i + 1);
+    if (list_ids) {
+      fmt::print("{}\n", o.der_id);
+      continue;
+    }
     o.substation_id = sub;
     o.feeder_id = fmt::format("{}-f{}", sub, 1 + (i / subs.size()) % 3);
     o.provider_id = (i % 3 == 0) ? "prov-a" : (i % 3 == 1 ? "prov-b" : "prov-c");
@@ -185,6 +234,20 @@ int main(int argc, char** argv) {
     o.state_dir = state_dir;
     o.username = username;
     o.password = password;
+    if (!credentials_path.empty()) {
+      auto it = credentials.find(o.der_id);
+      if (it == credentials.end()) {
+        spdlog::error("--credentials '{}': no password for der '{}'", credentials_path, o.der_id);
+        return 2;
+      }
+      o.username = o.der_id;
+      o.password = it->second;
+    }
+    o.ca_file = ca_file;
+    if (!cert_dir.empty()) {
+      o.cert_file = fmt::format("{}/{}.crt", cert_dir, o.der_id);
+      o.key_file = fmt::format("{}/{}.key", cert_dir, o.der_id);
+    }
     auto device = derms::edge::MakeSimulatedDevice(o.nameplate, 1000 + i, clock.NowMs());
     auto agent = derms::edge::EdgeAgent::Create(o, std::move(device));
     if (!agent.ok()) {
@@ -193,6 +256,7 @@ int main(int argc, char** argv) {
     }
     agents.push_back(std::move(agent).value());
   }
+  if (list_ids) return 0;
   fmt::print("fleet: {} DERs on {} substation(s) -> {}\n", count, subs.size(), broker);
   std::atomic<bool>& stop = derms::InstallStopSignals();
   auto started = std::chrono::steady_clock::now();

@@ -1,0 +1,95 @@
+// A SunSpec inverter or battery over Modbus TCP (libmodbus) behind the edge
+// agent's Device seam. On the first Step it connects, finds the model chain
+// at the base address and reads the models in use; then it re-reads them
+// every poll interval, and writes the setpoint through the device's own
+// controls (sunspec_mapping.h), reading every write back to confirm it.
+//
+// Failures never stop the agent: a lost connection, a timeout or a garbled
+// answer closes the socket and reconnects with a doubling backoff; while the
+// device cannot be read, Read() carries a CRITICAL DEVICE_UNREACHABLE alarm
+// and Range() is empty. A Modbus exception on a write, or a read-back that
+// differs, fails Apply() with the Modbus reason.
+//
+// Time is the agent's clock (now_ms passed in). All calls come from the
+// agent's loop thread; each Modbus request blocks it for at most timeout_ms.
+#ifndef DERMS_EDGE_AGENT_SUNSPEC_SUNSPEC_DEVICE_H_
+#define DERMS_EDGE_AGENT_SUNSPEC_SUNSPEC_DEVICE_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "edge_agent/devices/device.h"
+#include "edge_agent/sunspec/sunspec_mapping.h"
+#include "edge_agent/sunspec/sunspec_options.h"
+
+struct _modbus;
+
+namespace derms::sunspec {
+
+class SunSpecDevice : public derms::edge::Device {
+ public:
+  // REQUIRES: options.Validate().ok(). Does not connect: the first Step does.
+  // `nameplate` (from the agent's configuration) says whether the DER is
+  // storage (BATTERY) and caps the range the device reports.
+  SunSpecDevice(SunSpecOptions options, derms::edge::Nameplate nameplate);
+  ~SunSpecDevice() override;
+  SunSpecDevice(const SunSpecDevice&) = delete;
+  SunSpecDevice& operator=(const SunSpecDevice&) = delete;
+
+  derms::edge::PowerRange Range() const override;
+  double BaselineKw() const override;
+  void Step(int64_t now_ms, std::optional<double> setpoint_kw) override;
+  derms::edge::Reading Read() const override;
+  Status Apply(int64_t now_ms, std::optional<double> setpoint_kw) override;
+
+  // For tests and logs.
+  bool readable() const { return ctx_ != nullptr && fault_.ok(); }
+  const Status& fault() const { return fault_; }
+  const std::vector<ModelHeader>& discovered() const { return discovered_; }
+  const Ratings& ratings() const { return ratings_; }
+  uint64_t connects() const { return connects_; }
+
+ private:
+  Status Connect();
+  Status Poll();
+  Status WriteControl(std::optional<double> setpoint_kw);
+  // A failed request: records the fault and, unless `keep_link` (the device
+  // answered with a Modbus exception), drops the connection and backs off.
+  void Failed(int64_t now_ms, const Status& why, bool keep_link);
+  void Disconnect();
+  Status ReadRegisters(uint32_t address, uint16_t count, std::vector<uint16_t>* out);
+  std::string Where() const;
+
+  const SunSpecOptions options_;
+  const derms::edge::Nameplate nameplate_;
+  const bool storage_;
+  _modbus* ctx_ = nullptr;  // nullptr while disconnected
+
+  std::vector<ModelHeader> discovered_;
+  ModelSet models_;
+  Ratings ratings_;
+  std::optional<ControlKind> kind_;
+  Status fault_ = Status::Error("unavailable", "not connected yet");
+  uint64_t connects_ = 0;
+
+  int64_t next_connect_ms_ = 0;
+  int64_t backoff_ms_ = 0;
+  int64_t next_poll_ms_ = 0;
+  int64_t next_write_ms_ = 0;
+  // The setpoint this agent last put in force (nullopt: none of ours), and
+  // whether the device is known to hold it (false after a reconnect or a
+  // failed write, so it is written again).
+  std::optional<double> written_;
+  bool confirmed_ = true;
+
+  int64_t last_ms_ = -1;
+  double run_time_s_ = 0;
+  double baseline_kw_ = 0;
+};
+
+}  // namespace derms::sunspec
+
+#endif  // DERMS_EDGE_AGENT_SUNSPEC_SUNSPEC_DEVICE_H_

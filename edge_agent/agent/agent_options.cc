@@ -81,6 +81,17 @@ Status AgentOptions::Validate() const {
     if (tag.empty() || tag.size() > 64)
       return Invalid(fmt::format("tag '{}' must be 1 to 64 characters", tag));
   }
+  if (device != "simulated" && device != "sunspec") {
+    return Invalid(fmt::format("device '{}' must be simulated or sunspec", device));
+  }
+  if (device == "sunspec") {
+    if (nameplate.type != derms::v1::PV && nameplate.type != derms::v1::BATTERY) {
+      return Invalid(fmt::format("device sunspec drives a PV or BATTERY DER, not {}",
+                                 derms::v1::DerType_Name(nameplate.type)));
+    }
+    Status s = sunspec.Validate();
+    if (!s.ok()) return s;
+  }
   return Status::Ok();
 }
 
@@ -111,7 +122,9 @@ Status LoadAgentOptions(const std::string& path, AgentOptions* o) {
                                      "default.mode",
                                      "default.setpoint_kw",
                                      "credentials.username",
-                                     "credentials.password"});
+                                     "credentials.password",
+                                     "device",
+                                     "sunspec.*"});
   if (!s.ok()) return s;
   std::string type;
   Status results[] = {
@@ -138,6 +151,8 @@ Status LoadAgentOptions(const std::string& path, AgentOptions* o) {
       config::Get(t, path, "default.setpoint_kw", &o->default_setpoint_kw),
       config::Get(t, path, "credentials.username", &o->username),
       config::Get(t, path, "credentials.password", &o->password),
+      config::Get(t, path, "device", &o->device),
+      sunspec::LoadSunSpecOptions(t, path, &o->sunspec),
   };
   for (const auto& r : results) {
     if (!r.ok()) return r;

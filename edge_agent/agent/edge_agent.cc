@@ -197,8 +197,7 @@ void EdgeAgent::HandleCommand(const mqtt::Message& m, int64_t now_ms) {
   }
 }
 
-ControlEngine::Responses EdgeAgent::Confirm(ControlEngine::Responses responses,
-                                            int64_t now_ms) {
+ControlEngine::Responses EdgeAgent::Confirm(ControlEngine::Responses responses, int64_t now_ms) {
   const std::string active = engine_.ActiveCommandId();
   auto starts_active = [&active](const derms::v1::ControlResponse& r) {
     return r.command_id() == active &&

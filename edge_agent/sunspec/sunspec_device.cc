@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 
 namespace derms::sunspec {
@@ -24,10 +25,16 @@ Status ModbusError(int err, const std::string& what) {
 
 }  // namespace
 
-SunSpecDevice::SunSpecDevice(SunSpecOptions options, derms::edge::Nameplate nameplate)
+SunSpecDevice::SunSpecDevice(SunSpecOptions options, derms::edge::Nameplate nameplate,
+                             std::function<int64_t()> monotonic_ms)
     : options_(std::move(options)),
       nameplate_(nameplate),
-      storage_(nameplate.type == derms::v1::BATTERY) {}
+      storage_(nameplate.type == derms::v1::BATTERY),
+      monotonic_ms_(monotonic_ms ? std::move(monotonic_ms) : [] {
+        return static_cast<int64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        std::chrono::steady_clock::now().time_since_epoch())
+                                        .count());
+      }) {}
 
 SunSpecDevice::~SunSpecDevice() { Disconnect(); }
 
@@ -107,18 +114,18 @@ Status SunSpecDevice::Poll() {
   return Status::Ok();
 }
 
-void SunSpecDevice::Failed(int64_t now_ms, const Status& why, bool keep_link) {
+void SunSpecDevice::Failed(int64_t wall_ms, const Status& why, bool keep_link) {
   bool was_readable = readable();
   fault_ = why;
   if (keep_link) {
     // The device answered: the link is fine, the request was not.
-    next_poll_ms_ = now_ms + options_.poll_interval_ms;
+    next_poll_ms_ = wall_ms + options_.poll_interval_ms;
   } else {
     Disconnect();
     confirmed_ = false;
     backoff_ms_ = backoff_ms_ == 0 ? options_.reconnect_min_ms
                                    : std::min(options_.reconnect_max_ms, backoff_ms_ * 2);
-    next_connect_ms_ = now_ms + backoff_ms_;
+    next_connect_ms_ = wall_ms + backoff_ms_;
   }
   if (was_readable) {
     spdlog::warn("{} (retrying in {} ms)", why.message(),
@@ -134,24 +141,25 @@ void SunSpecDevice::Step(int64_t now_ms, std::optional<double> setpoint_kw) {
     run_time_s_ += (now_ms - last_ms_) / 1000.0;
   }
   last_ms_ = std::max(last_ms_, now_ms);
+  const int64_t wall_ms = monotonic_ms_();
 
-  if (!ctx_ && now_ms >= next_connect_ms_) {
+  if (!ctx_ && wall_ms >= next_connect_ms_) {
     Status s = Connect();
     if (!s.ok()) {
-      Failed(now_ms, s, /*keep_link=*/false);
+      Failed(wall_ms, s, /*keep_link=*/false);
       return;
     }
     backoff_ms_ = 0;
     fault_ = Status::Ok();
-    next_poll_ms_ = now_ms + options_.poll_interval_ms;
-    next_write_ms_ = now_ms;
+    next_poll_ms_ = wall_ms + options_.poll_interval_ms;
+    next_write_ms_ = wall_ms;
   }
   if (!ctx_) return;
-  if (now_ms >= next_poll_ms_) {
-    next_poll_ms_ = now_ms + options_.poll_interval_ms;
+  if (wall_ms >= next_poll_ms_) {
+    next_poll_ms_ = wall_ms + options_.poll_interval_ms;
     Status s = Poll();
     if (!s.ok()) {
-      Failed(now_ms, s, s.code() == "modbus_exception");
+      Failed(wall_ms, s, s.code() == "modbus_exception");
       if (!ctx_) return;
     } else if (!fault_.ok()) {
       spdlog::info("{}: readable again", Where());
@@ -159,12 +167,12 @@ void SunSpecDevice::Step(int64_t now_ms, std::optional<double> setpoint_kw) {
     }
   }
   bool changed = setpoint_kw != written_ || (written_ && !confirmed_);
-  if (changed && now_ms >= next_write_ms_) {
+  if (changed && wall_ms >= next_write_ms_) {
     Status s = WriteControl(setpoint_kw);
     if (!s.ok()) {
-      next_write_ms_ = now_ms + options_.poll_interval_ms;
+      next_write_ms_ = wall_ms + options_.poll_interval_ms;
       spdlog::warn("{}", s.message());
-      if (s.code() == "unavailable") Failed(now_ms, s, false);
+      if (s.code() == "unavailable") Failed(wall_ms, s, false);
     }
   }
 }
@@ -176,7 +184,7 @@ Status SunSpecDevice::Apply(int64_t now_ms, std::optional<double> setpoint_kw) {
                          fmt::format("{} cannot be reached: {}", Where(), fault_.message()));
   }
   Status s = WriteControl(setpoint_kw);
-  if (s.code() == "unavailable") Failed(now_ms, s, false);
+  if (s.code() == "unavailable") Failed(monotonic_ms_(), s, false);
   return s;
 }
 

@@ -10,12 +10,15 @@
 // and Range() is empty. A Modbus exception on a write, or a read-back that
 // differs, fails Apply() with the Modbus reason.
 //
-// Time is the agent's clock (now_ms passed in). All calls come from the
-// agent's loop thread; each Modbus request blocks it for at most timeout_ms.
+// Polls, timeouts and backoff run on a monotonic wall clock (a device's
+// timing is physical, whatever the agent's simulated clock does); run time
+// counts in the agent's time (now_ms). All calls come from the agent's loop
+// thread; each Modbus request blocks it for at most timeout_ms.
 #ifndef DERMS_EDGE_AGENT_SUNSPEC_SUNSPEC_DEVICE_H_
 #define DERMS_EDGE_AGENT_SUNSPEC_SUNSPEC_DEVICE_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -34,7 +37,9 @@ class SunSpecDevice : public derms::edge::Device {
   // REQUIRES: options.Validate().ok(). Does not connect: the first Step does.
   // `nameplate` (from the agent's configuration) says whether the DER is
   // storage (BATTERY) and caps the range the device reports.
-  SunSpecDevice(SunSpecOptions options, derms::edge::Nameplate nameplate);
+  // `monotonic_ms` (tests step it) defaults to std::chrono::steady_clock.
+  SunSpecDevice(SunSpecOptions options, derms::edge::Nameplate nameplate,
+                std::function<int64_t()> monotonic_ms = nullptr);
   ~SunSpecDevice() override;
   SunSpecDevice(const SunSpecDevice&) = delete;
   SunSpecDevice& operator=(const SunSpecDevice&) = delete;
@@ -58,7 +63,7 @@ class SunSpecDevice : public derms::edge::Device {
   Status WriteControl(std::optional<double> setpoint_kw);
   // A failed request: records the fault and, unless `keep_link` (the device
   // answered with a Modbus exception), drops the connection and backs off.
-  void Failed(int64_t now_ms, const Status& why, bool keep_link);
+  void Failed(int64_t wall_ms, const Status& why, bool keep_link);
   void Disconnect();
   Status ReadRegisters(uint32_t address, uint16_t count, std::vector<uint16_t>* out);
   std::string Where() const;
@@ -66,6 +71,7 @@ class SunSpecDevice : public derms::edge::Device {
   const SunSpecOptions options_;
   const derms::edge::Nameplate nameplate_;
   const bool storage_;
+  const std::function<int64_t()> monotonic_ms_;
   _modbus* ctx_ = nullptr;  // nullptr while disconnected
 
   std::vector<ModelHeader> discovered_;
@@ -75,6 +81,7 @@ class SunSpecDevice : public derms::edge::Device {
   Status fault_ = Status::Error("unavailable", "not connected yet");
   uint64_t connects_ = 0;
 
+  // Monotonic wall time.
   int64_t next_connect_ms_ = 0;
   int64_t backoff_ms_ = 0;
   int64_t next_poll_ms_ = 0;

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "edge_agent/agent/agent_options.h"
 #include "edge_agent/sunspec/sunspec_mapping.h"
 #include "edge_agent/sunspec/sunspec_model.h"
 #include "edge_agent/sunspec/sunspec_options.h"
@@ -376,4 +377,23 @@ TEST_CASE("SunSpec options are validated with the field and the rule", "[sunspec
   auto bad = toml::parse("[sunspec]\nmodels = [\"103\"]\n");
   CHECK(ss::LoadSunSpecOptions(bad, "agent.toml", &loaded).message() ==
         "agent.toml: sunspec.models must hold integers (model ids)");
+}
+
+TEST_CASE("the agent's options choose the SunSpec device and check it", "[sunspec]") {
+  derms::edge::AgentOptions o;
+  REQUIRE(derms::edge::LoadAgentOptions(DERMS_SOURCE_DIR "/edge_agent/edge-agent.example.toml", &o)
+              .ok());
+  CHECK(o.device == "simulated");
+  CHECK(o.sunspec.port == 502);
+  CHECK(o.sunspec.base_address == 40000);
+  CHECK(o.sunspec.models.empty());
+  o.device = "sunspec";
+  CHECK(o.Validate().ok());  // the example is a BATTERY
+  o.sunspec.unit_id = -1;
+  CHECK(o.Validate().message() == "sunspec.unit_id -1 outside [0, 247]");
+  o.sunspec.unit_id = 1;
+  o.nameplate.type = derms::v1::EV_CHARGER;
+  CHECK(o.Validate().message() == "device sunspec drives a PV or BATTERY DER, not EV_CHARGER");
+  o.device = "modbus";
+  CHECK(o.Validate().message() == "device 'modbus' must be simulated or sunspec");
 }

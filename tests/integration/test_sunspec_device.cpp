@@ -52,6 +52,22 @@ const derms::v1::Alarm* FindAlarm(const derms::edge::Reading& r, const std::stri
   return nullptr;
 }
 
+// The device with a wall clock the test steps along with the agent's time.
+struct Rig {
+  Rig(const SunSpecOptions& o, const derms::edge::Nameplate& n)
+      : device(o, n, [this] { return wall_ms; }) {}
+  void Step(int64_t t, std::optional<double> sp) {
+    wall_ms = t;
+    device.Step(t, sp);
+  }
+  derms::Status Apply(int64_t t, std::optional<double> sp) {
+    wall_ms = t;
+    return device.Apply(t, sp);
+  }
+  int64_t wall_ms = 0;
+  SunSpecDevice device;
+};
+
 bool Contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
@@ -60,9 +76,10 @@ bool Contains(const std::string& text, const std::string& part) {
 
 TEST_CASE("the adapter discovers the models and reads scaled values", "[sunspec]") {
   SunSpecSimulator sim;
-  SunSpecDevice device(OptionsFor(sim), PvNameplate());
+  Rig device_rig(OptionsFor(sim), PvNameplate());
+  SunSpecDevice& device = device_rig.device;
   CHECK_FALSE(device.readable());
-  device.Step(0, std::nullopt);
+  device_rig.Step(0, std::nullopt);
   REQUIRE(device.readable());
   std::vector<uint16_t> ids;
   for (const auto& h : device.discovered()) ids.push_back(h.id);
@@ -78,30 +95,31 @@ TEST_CASE("the adapter discovers the models and reads scaled values", "[sunspec]
   CHECK(device.BaselineKw() == Approx(4.0));
 
   sim.SetAvailableW(3000);
-  device.Step(500, std::nullopt);  // before the next poll: still the last reading
+  device_rig.Step(500, std::nullopt);  // before the next poll: still the last reading
   CHECK(device.Read().active_power_kw == Approx(4.0));
-  device.Step(1000, std::nullopt);
+  device_rig.Step(1000, std::nullopt);
   CHECK(device.Read().active_power_kw == Approx(3.0));
 }
 
 TEST_CASE("a PV limit is written, read back and acts on the output", "[sunspec]") {
   SunSpecSimulator sim;
-  SunSpecDevice device(OptionsFor(sim), PvNameplate());
-  device.Step(0, std::nullopt);
+  Rig device_rig(OptionsFor(sim), PvNameplate());
+  SunSpecDevice& device = device_rig.device;
+  device_rig.Step(0, std::nullopt);
   REQUIRE(device.readable());
   // The agent starting without a control leaves the device's own settings alone.
   CHECK(sim.writes() == 0);
 
-  REQUIRE(device.Apply(100, 2.0).ok());
+  REQUIRE(device_rig.Apply(100, 2.0).ok());
   CHECK(sim.RawAt(123, "WMaxLimPct") == 400);  // 40.0 % of 5 kW at SF -1
   CHECK(sim.RawAt(123, "WMaxLim_Ena") == 1);
   CHECK(sim.OutputW() == Approx(2000));
   uint64_t writes = sim.writes();
-  device.Step(1000, 2.0);  // same setpoint: nothing written again
+  device_rig.Step(1000, 2.0);  // same setpoint: nothing written again
   CHECK(sim.writes() == writes);
   CHECK(device.Read().active_power_kw == Approx(2.0));
 
-  device.Step(1100, std::nullopt);  // the control ended: the limit is released
+  device_rig.Step(1100, std::nullopt);  // the control ended: the limit is released
   CHECK(sim.RawAt(123, "WMaxLim_Ena") == 0);
   CHECK(sim.OutputW() == Approx(4000));
 }
@@ -110,31 +128,33 @@ TEST_CASE("a battery setpoint goes through model 124 rates", "[sunspec]") {
   SunSpecSimOptions so;
   so.storage = true;
   SunSpecSimulator sim(so);
-  SunSpecDevice device(OptionsFor(sim), BatteryNameplate());
-  device.Step(0, std::nullopt);
+  Rig device_rig(OptionsFor(sim), BatteryNameplate());
+  SunSpecDevice& device = device_rig.device;
+  device_rig.Step(0, std::nullopt);
   REQUIRE(device.readable());
   REQUIRE(device.Read().soc_pct.has_value());
   CHECK(*device.Read().soc_pct == Approx(50.0));
   CHECK(device.Range().min_kw == Approx(-5.0));
 
-  REQUIRE(device.Apply(100, -2.0).ok());
+  REQUIRE(device_rig.Apply(100, -2.0).ok());
   CHECK(static_cast<int16_t>(sim.RawAt(124, "InWRte")) == 400);  // 40.0 % charge
   CHECK(static_cast<int16_t>(sim.RawAt(124, "OutWRte")) == -400);
   CHECK(sim.RawAt(124, "StorCtl_Mod") == 3);
   CHECK(sim.OutputW() == Approx(-2000));
-  device.Step(1000, -2.0);
+  device_rig.Step(1000, -2.0);
   CHECK(device.Read().active_power_kw == Approx(-2.0));
 
-  REQUIRE(device.Apply(1100, 3.0).ok());
+  REQUIRE(device_rig.Apply(1100, 3.0).ok());
   CHECK(sim.OutputW() == Approx(3000));
 }
 
 TEST_CASE("a refused write fails with the Modbus reason; the device stays readable", "[sunspec]") {
   SunSpecSimulator sim;
-  SunSpecDevice device(OptionsFor(sim), PvNameplate());
-  device.Step(0, std::nullopt);
+  Rig device_rig(OptionsFor(sim), PvNameplate());
+  SunSpecDevice& device = device_rig.device;
+  device_rig.Step(0, std::nullopt);
   sim.RefuseWrites(MODBUS_EXCEPTION_ILLEGAL_DATA_VALUE);
-  derms::Status s = device.Apply(100, 2.0);
+  derms::Status s = device_rig.Apply(100, 2.0);
   REQUIRE_FALSE(s.ok());
   CHECK(s.code() == "modbus_exception");
   CHECK(Contains(s.message(), "refused writing 123.WMaxLimPct"));
@@ -144,7 +164,7 @@ TEST_CASE("a refused write fails with the Modbus reason; the device stays readab
 
   sim.RefuseWrites(0);
   sim.IgnoreWrites(true);
-  s = device.Apply(200, 2.0);
+  s = device_rig.Apply(200, 2.0);
   REQUIRE_FALSE(s.ok());
   CHECK(s.code() == "not_confirmed");
   CHECK(Contains(s.message(), "did not confirm 123.WMaxLimPct: wrote 400, reads back 1000"));
@@ -153,31 +173,32 @@ TEST_CASE("a refused write fails with the Modbus reason; the device stays readab
 
 TEST_CASE("a lost connection is reported as a fault and recovered with backoff", "[sunspec]") {
   SunSpecSimulator sim;
-  SunSpecDevice device(OptionsFor(sim), PvNameplate());
-  device.Step(0, std::nullopt);
-  REQUIRE(device.Apply(100, 3.0).ok());
+  Rig device_rig(OptionsFor(sim), PvNameplate());
+  SunSpecDevice& device = device_rig.device;
+  device_rig.Step(0, std::nullopt);
+  REQUIRE(device_rig.Apply(100, 3.0).ok());
 
   sim.DropConnections(true);
-  device.Step(1000, 3.0);
+  device_rig.Step(1000, 3.0);
   REQUIRE_FALSE(device.readable());
   derms::edge::Reading r = device.Read();
   const derms::v1::Alarm* a = FindAlarm(r, "DEVICE_UNREACHABLE");
   REQUIRE(a != nullptr);
   CHECK(a->severity() == derms::v1::CRITICAL);
   CHECK(device.Range().max_kw == 0);
-  derms::Status s = device.Apply(1100, 1.0);
+  derms::Status s = device_rig.Apply(1100, 1.0);
   REQUIRE_FALSE(s.ok());
   CHECK(Contains(s.message(), "cannot be reached"));
 
-  device.Step(1200, 3.0);  // inside the first backoff (500 ms): no attempt
+  device_rig.Step(1200, 3.0);  // inside the first backoff (500 ms): no attempt
   CHECK_FALSE(device.readable());
-  device.Step(1600, 3.0);  // attempt refused: backoff doubles to 1000 ms
+  device_rig.Step(1600, 3.0);  // attempt refused: backoff doubles to 1000 ms
   CHECK_FALSE(device.readable());
 
   sim.DropConnections(false);
-  device.Step(2000, 3.0);  // still backing off
+  device_rig.Step(2000, 3.0);  // still backing off
   CHECK_FALSE(device.readable());
-  device.Step(2700, 3.0);
+  device_rig.Step(2700, 3.0);
   REQUIRE(device.readable());
   CHECK(device.connects() == 2);
   CHECK(FindAlarm(device.Read(), "DEVICE_UNREACHABLE") == nullptr);
@@ -188,24 +209,26 @@ TEST_CASE("a lost connection is reported as a fault and recovered with backoff",
 
 TEST_CASE("a device that stops answering times out and comes back", "[sunspec]") {
   SunSpecSimulator sim;
-  SunSpecDevice device(OptionsFor(sim), PvNameplate());
-  device.Step(0, std::nullopt);
+  Rig device_rig(OptionsFor(sim), PvNameplate());
+  SunSpecDevice& device = device_rig.device;
+  device_rig.Step(0, std::nullopt);
   REQUIRE(device.readable());
   sim.SetUnresponsive(true);
-  device.Step(1000, std::nullopt);
+  device_rig.Step(1000, std::nullopt);
   REQUIRE_FALSE(device.readable());
   CHECK(Contains(device.fault().message(), "timed out"));
   sim.SetUnresponsive(false);
-  device.Step(1600, std::nullopt);
+  device_rig.Step(1600, std::nullopt);
   CHECK(device.readable());
 }
 
 TEST_CASE("the hardware-fault event bit is a CRITICAL alarm", "[sunspec]") {
   SunSpecSimulator sim;
-  SunSpecDevice device(OptionsFor(sim), PvNameplate());
-  device.Step(0, std::nullopt);
+  Rig device_rig(OptionsFor(sim), PvNameplate());
+  SunSpecDevice& device = device_rig.device;
+  device_rig.Step(0, std::nullopt);
   sim.SetHardwareFault(true);
-  device.Step(1000, std::nullopt);
+  device_rig.Step(1000, std::nullopt);
   derms::edge::Reading r = device.Read();
   const derms::v1::Alarm* hw = FindAlarm(r, "HW_TEST_FAILURE");
   REQUIRE(hw != nullptr);
@@ -213,7 +236,7 @@ TEST_CASE("the hardware-fault event bit is a CRITICAL alarm", "[sunspec]") {
   REQUIRE(FindAlarm(r, "INVERTER_FAULT") != nullptr);
   CHECK(r.active_power_kw == 0);
   sim.SetHardwareFault(false);
-  device.Step(2000, std::nullopt);
+  device_rig.Step(2000, std::nullopt);
   CHECK(device.Read().alarms.empty());
 }
 
@@ -221,22 +244,25 @@ TEST_CASE("a wrong unit id or base address is a fault naming the cause", "[sunsp
   SunSpecSimulator sim;
   SunSpecOptions o = OptionsFor(sim);
   o.unit_id = 9;
-  SunSpecDevice wrong_unit(o, PvNameplate());
-  wrong_unit.Step(0, std::nullopt);
+  Rig wrong_unit_rig(o, PvNameplate());
+  SunSpecDevice& wrong_unit = wrong_unit_rig.device;
+  wrong_unit_rig.Step(0, std::nullopt);
   CHECK_FALSE(wrong_unit.readable());
   CHECK(Contains(wrong_unit.fault().message(), "Modbus exception 11"));
 
   o = OptionsFor(sim);
   o.base_address = 0;
-  SunSpecDevice wrong_base(o, PvNameplate());
-  wrong_base.Step(0, std::nullopt);
+  Rig wrong_base_rig(o, PvNameplate());
+  SunSpecDevice& wrong_base = wrong_base_rig.device;
+  wrong_base_rig.Step(0, std::nullopt);
   CHECK_FALSE(wrong_base.readable());
   CHECK(Contains(wrong_base.fault().message(), "Illegal data address"));
 
   o = OptionsFor(sim);
   o.models = {1, 103, 124};
-  SunSpecDevice wrong_models(o, PvNameplate());
-  wrong_models.Step(0, std::nullopt);
+  Rig wrong_models_rig(o, PvNameplate());
+  SunSpecDevice& wrong_models = wrong_models_rig.device;
+  wrong_models_rig.Step(0, std::nullopt);
   CHECK_FALSE(wrong_models.readable());
   CHECK(Contains(wrong_models.fault().message(), "model 124 is configured"));
   CHECK(FindAlarm(wrong_models.Read(), "SUNSPEC_MAP_ERROR") != nullptr);

@@ -111,7 +111,26 @@ Status SunSpecDevice::Poll() {
   ratings_ = RatingsOf(models_);
   // With no control of ours the output is the device's own: its baseline.
   if (!written_) baseline_kw_ = ReadingOf(models_).active_power_kw;
+  if (written_ && confirmed_ && !StillInForce()) {
+    spdlog::warn("{}: the device no longer holds the setpoint written ({}): writing it again",
+                 Where(), ControlKindName(*kind_));
+    confirmed_ = false;
+  }
   return Status::Ok();
+}
+
+bool SunSpecDevice::StillInForce() const {
+  for (const auto& w : in_force_) {
+    for (const auto& [id, m] : models_) {
+      if (w.address < m.address() ||
+          w.address + w.values.size() > m.address() + m.registers().size()) {
+        continue;
+      }
+      auto first = m.registers().begin() + (w.address - m.address());
+      if (!std::equal(w.values.begin(), w.values.end(), first)) return false;
+    }
+  }
+  return true;
 }
 
 void SunSpecDevice::Failed(int64_t wall_ms, const Status& why, bool keep_link) {
@@ -216,6 +235,7 @@ Status SunSpecDevice::WriteControl(std::optional<double> setpoint_kw) {
     }
   }
   confirmed_ = true;
+  in_force_ = plan->writes;
   spdlog::info("{}: {} {} (confirmed by read-back)", Where(),
                setpoint_kw ? fmt::format("setpoint {:.3f} kW via", *plan->applied_kw)
                            : std::string("released"),

@@ -60,6 +60,8 @@ class SunSpecDevice : public derms::edge::Device {
  private:
   Status Connect();
   Status Poll();
+  // False when a register of in_force_ that the poll read differs from it.
+  bool StillInForce() const;
   Status WriteControl(std::optional<double> setpoint_kw);
   // A failed request: records the fault and, unless `keep_link` (the device
   // answered with a Modbus exception), drops the connection and backs off.
@@ -91,6 +93,10 @@ class SunSpecDevice : public derms::edge::Device {
   // failed write, so it is written again).
   std::optional<double> written_;
   bool confirmed_ = true;
+  // The registers of the last confirmed plan, checked on every poll: a
+  // device that dropped them (a revert timer, a local change, a reboot) gets
+  // them written again.
+  std::vector<RegisterWrite> in_force_;
 
   int64_t last_ms_ = -1;
   double run_time_s_ = 0;

@@ -301,6 +301,30 @@ TEST_CASE("a PV limit is WMaxLimPct of WMax, enabled last, clamped to the range"
   CHECK(release->writes[0].values == std::vector<uint16_t>{0});
 }
 
+TEST_CASE("a PV limit goes through model 704 when the device has it", "[sunspec]") {
+  SunSpecImage image;
+  image.Add(1).Add(701).Add(702).Add(123).Add(704).End();
+  image.Scaled(701, "W", 1000, "W_SF", 0)
+      .Scaled(702, "WMaxRtg", 8000, "W_SF", 0)
+      .Raw(702, "WMax", 0xFFFF)  // not set: the rating stands
+      .Raw(123, "WMaxLimPct_SF", 0)
+      .Raw(704, "WMaxLimPct_SF", -2);
+  ModelSet models = Load(image);
+  ss::Ratings r = ss::RatingsOf(models);
+  CHECK(r.max_export_kw == Approx(8.0));
+  REQUIRE(ss::ControlKindOf(models, false) == ControlKind::kWMaxLimPct704);  // 704 over 123
+  auto plan = ss::PlanControl(models, r, ss::RangeOf(models, r), ControlKind::kWMaxLimPct704, 2.0);
+  REQUIRE(plan.ok());
+  Write(&image, *plan);
+  CHECK(image.At(image.AddressOf(704, "WMaxLimPct")) == 2500);  // 25.00 % at SF -2
+  CHECK(image.At(image.AddressOf(704, "WMaxLimPctEna")) == 1);
+  auto release =
+      ss::PlanControl(models, r, ss::RangeOf(models, r), ControlKind::kWMaxLimPct704, {});
+  REQUIRE(release.ok());
+  Write(&image, *release);
+  CHECK(image.At(image.AddressOf(704, "WMaxLimPctEna")) == 0);
+}
+
 TEST_CASE("a storage setpoint is a window on both model 124 rates", "[sunspec]") {
   SunSpecImage image = BatteryImage();
   ModelSet models = Load(image);

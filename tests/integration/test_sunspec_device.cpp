@@ -267,3 +267,33 @@ TEST_CASE("a wrong unit id or base address is a fault naming the cause", "[sunsp
   CHECK(Contains(wrong_models.fault().message(), "model 124 is configured"));
   CHECK(FindAlarm(wrong_models.Read(), "SUNSPEC_MAP_ERROR") != nullptr);
 }
+
+TEST_CASE("a setpoint the device drops is written again on the next poll", "[sunspec]") {
+  SunSpecSimulator sim;
+  Rig rig(OptionsFor(sim), PvNameplate());
+  rig.Step(0, std::nullopt);
+  REQUIRE(rig.Apply(100, 2.0).ok());
+  CHECK(sim.OutputW() == Approx(2000));
+  sim.SetRegister(123, "WMaxLim_Ena", 0);  // a revert timer, or someone at the panel
+  CHECK(sim.OutputW() == Approx(4000));
+  rig.Step(1100, 2.0);  // the poll sees it ...
+  rig.Step(1150, 2.0);  // ... and the limit is written again
+  CHECK(sim.RawAt(123, "WMaxLim_Ena") == 1);
+  CHECK(sim.OutputW() == Approx(2000));
+}
+
+TEST_CASE("a write that times out fails the control and reconnects", "[sunspec]") {
+  SunSpecSimulator sim;
+  Rig rig(OptionsFor(sim), PvNameplate());
+  rig.Step(0, std::nullopt);
+  sim.SetUnresponsive(true);
+  derms::Status s = rig.Apply(100, 2.0);
+  REQUIRE_FALSE(s.ok());
+  CHECK(s.code() == "unavailable");
+  CHECK(Contains(s.message(), "timed out"));
+  CHECK_FALSE(rig.device.readable());
+  sim.SetUnresponsive(false);
+  rig.Step(700, std::nullopt);  // after the backoff: connected again, the attempt released
+  CHECK(rig.device.readable());
+  CHECK(sim.RawAt(123, "WMaxLim_Ena") == 0);
+}

@@ -149,6 +149,12 @@ void SunSpecSimulator::SetAvailableW(double w) {
   UpdateLocked(0);
 }
 
+void SunSpecSimulator::SetRegister(uint16_t model, const std::string& point, int64_t raw) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  SetLocked(model, point, raw);
+  UpdateLocked(0);
+}
+
 double SunSpecSimulator::OutputW() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return output_w_;

@@ -58,6 +58,8 @@ class SunSpecSimulator {
   void DropConnections(bool on);
   void SetHardwareFault(bool on);
   void SetAvailableW(double w);
+  // Changes a register as the device itself might (a revert timer, a local panel).
+  void SetRegister(uint16_t model, const std::string& point, int64_t raw);
 
   // The device's state.
   double OutputW() const;

@@ -102,6 +102,11 @@ Status SunSpecDevice::Poll() {
   };
   ModelSet fresh;
   for (const auto& [id, m] : models_) {
+    // The common model and the nameplate do not change while connected.
+    if (id == 1 || id == 120) {
+      fresh.emplace(id, m);
+      continue;
+    }
     ModelHeader h{id, static_cast<uint16_t>(m.registers().size() - 2), m.address()};
     auto regs = ReadModel(h, reader);
     if (!regs.ok()) return regs.status();

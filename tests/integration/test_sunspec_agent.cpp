@@ -228,3 +228,70 @@ TEST_CASE("the edge agent drives a SunSpec PV inverter over Modbus TCP", "[sunsp
             return t.alarms_size() == 0 && t.active_power_kw() > 0;
           }).has_value());
 }
+
+TEST_CASE("the edge agent drives a SunSpec battery through model 124", "[sunspec][e2e]") {
+  auto broker = MosquittoBroker::Start();
+  REQUIRE(broker.ok());
+  derms::testing::SunSpecSimOptions so;
+  so.storage = true;
+  so.soc_pct = 60;
+  SunSpecSimulator sim(so);
+  TempDir dir;
+  const std::string der = "bat-sunspec-1";
+  TestClient client((*broker)->uri(),
+                    {derms::topics::DerTelemetry(der), derms::topics::DerResponse(der)});
+  Program agent({DERMS_EDGE_AGENT_BIN,
+                 "--broker",
+                 (*broker)->uri(),
+                 "--der-id",
+                 der,
+                 "--type",
+                 "BATTERY",
+                 "--substation",
+                 "sub-s",
+                 "--max-discharge-kw",
+                 "5",
+                 "--max-charge-kw",
+                 "5",
+                 "--capacity-kwh",
+                 "10",
+                 "--telemetry-interval-s",
+                 "1",
+                 "--state-dir",
+                 dir.path(),
+                 "--device",
+                 "sunspec",
+                 "--sunspec-port",
+                 std::to_string(sim.port()),
+                 "--sunspec-poll-ms",
+                 "200",
+                 "--log-level",
+                 "warn"});
+  auto telemetry = [&](const std::function<bool(const derms::v1::Telemetry&)>& accept) {
+    return client.Next(derms::topics::DerTelemetry(der), [&](const derms::mqtt::Message& m) {
+      derms::v1::Telemetry t;
+      return derms::codec::ParseBinary(m.payload, m.topic, &t).ok() && accept(t);
+    });
+  };
+  auto idle = telemetry([](const derms::v1::Telemetry& t) { return t.has_soc_pct(); });
+  REQUIRE(idle.has_value());
+  auto t = Parse<derms::v1::Telemetry>(*idle);
+  CHECK(t.soc_pct() == Approx(60.0).margin(0.1));  // 600 at ChaState_SF -1
+  CHECK(t.available_charge_kw() == Approx(5.0));
+
+  REQUIRE(client
+              .Publish(derms::topics::DerControl(der),
+                       derms::codec::ToBinary(Setpoint(der, "c-charge", -2.0)))
+              .ok());
+  auto applied = client.Next(derms::topics::DerResponse(der));
+  REQUIRE(applied.has_value());
+  auto r = Parse<derms::v1::ControlResponse>(*applied);
+  CHECK(derms::v1::ControlStatus_Name(r.status()) == "APPLIED");
+  CHECK(static_cast<int16_t>(sim.RawAt(124, "InWRte")) == 400);
+  CHECK(static_cast<int16_t>(sim.RawAt(124, "OutWRte")) == -400);
+  CHECK(sim.RawAt(124, "StorCtl_Mod") == 3);
+  REQUIRE(telemetry([](const derms::v1::Telemetry& t) {
+            return std::abs(t.active_power_kw() + 2.0) < 1e-6;
+          }).has_value());
+  CHECK(sim.SocPct() > 60.0);  // charging
+}

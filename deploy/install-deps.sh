@@ -13,6 +13,7 @@ PACKAGES=(
   catch2
   libglpk-dev
   python3-scipy
+  libmodbus-dev
 )
 
 missing=()

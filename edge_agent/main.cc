@@ -1,7 +1,7 @@
 // derms-edge-agent: runs on a DER's controller. Publishes birth, status and
 // telemetry; applies controls within the device's limits; answers each one.
-// This build drives the simulated devices; a vendor plugs a real controller in
-// behind edge::Device.
+// It drives a simulated device, or a SunSpec inverter over Modbus TCP
+// (--device sunspec); a vendor plugs another controller in behind edge::Device.
 
 #include <spdlog/spdlog.h>
 
@@ -17,11 +17,13 @@
 #include "edge_agent/agent/edge_agent.h"
 #include "edge_agent/agent/runner.h"
 #include "edge_agent/devices/simulated.h"
+#include "edge_agent/sunspec/sunspec_device.h"
 
 int main(int argc, char** argv) {
   using derms::edge::AgentOptions;
   CLI::App app{
-      "derms-edge-agent: the DERMS edge agent for one DER (simulated device in this build).\n"
+      "derms-edge-agent: the DERMS edge agent for one DER: a simulated device, or a SunSpec\n"
+      "inverter or battery over Modbus TCP (--device sunspec).\n"
       "Settings come from --config FILE (TOML, see edge_agent/edge-agent.example.toml);\n"
       "flags override the file."};
   AgentOptions options;
@@ -59,6 +61,19 @@ int main(int argc, char** argv) {
   o.Add("--state-dir", &options.state_dir, "where bd_seq and seq survive restarts");
   o.Add("--offline-buffer", &options.offline_buffer,
         "telemetry messages kept while offline (sent later as historical)");
+  o.Add("--device", &options.device,
+        "simulated (default) or sunspec (a SunSpec PV or battery inverter over Modbus TCP)");
+  o.Add("--sunspec-host", &options.sunspec.host, "SunSpec device: Modbus TCP host (127.0.0.1)");
+  o.Add("--sunspec-port", &options.sunspec.port, "SunSpec device: Modbus TCP port (502)");
+  o.Add("--sunspec-unit-id", &options.sunspec.unit_id, "SunSpec device: Modbus unit id (1)");
+  o.Add("--sunspec-base-address", &options.sunspec.base_address,
+        "SunSpec device: register of the 'SunS' marker (40000)");
+  o.Add("--sunspec-poll-ms", &options.sunspec.poll_interval_ms,
+        "SunSpec device: milliseconds between reads (1000, >= 100)");
+  o.Add("--sunspec-timeout-ms", &options.sunspec.timeout_ms,
+        "SunSpec device: Modbus response timeout (1000)");
+  o.Add("--sunspec-model", &options.sunspec.models,
+        "SunSpec device: a model id to use (repeatable); default every known model found");
   clock_flags.AddTo(&app);
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
   CLI11_PARSE(app, argc, argv);
@@ -90,8 +105,16 @@ int main(int argc, char** argv) {
     return 2;
   }
   derms::Clock clock = clock_flags.Make();
-  auto device = derms::edge::MakeSimulatedDevice(
-      options.nameplate, std::hash<std::string>{}(options.der_id), clock.NowMs());
+  std::unique_ptr<derms::edge::Device> device;
+  if (options.device == "sunspec") {
+    device = std::make_unique<derms::sunspec::SunSpecDevice>(options.sunspec, options.nameplate);
+    spdlog::info("der '{}': SunSpec device at {}:{} unit {}, base address {}", options.der_id,
+                 options.sunspec.host, options.sunspec.port, options.sunspec.unit_id,
+                 options.sunspec.base_address);
+  } else {
+    device = derms::edge::MakeSimulatedDevice(
+        options.nameplate, std::hash<std::string>{}(options.der_id), clock.NowMs());
+  }
   auto agent = derms::edge::EdgeAgent::Create(options, std::move(device));
   if (!agent.ok()) {
     spdlog::error("{}", agent.status().message());

@@ -86,6 +86,17 @@ Status AgentOptions::Validate() const {
     if (tag.empty() || tag.size() > 64)
       return Invalid(fmt::format("tag '{}' must be 1 to 64 characters", tag));
   }
+  if (device != "simulated" && device != "sunspec") {
+    return Invalid(fmt::format("device '{}' must be simulated or sunspec", device));
+  }
+  if (device == "sunspec") {
+    if (nameplate.type != derms::v1::PV && nameplate.type != derms::v1::BATTERY) {
+      return Invalid(fmt::format("device sunspec drives a PV or BATTERY DER, not {}",
+                                 derms::v1::DerType_Name(nameplate.type)));
+    }
+    Status s = sunspec.Validate();
+    if (!s.ok()) return s;
+  }
   return Status::Ok();
 }
 
@@ -120,7 +131,9 @@ Status LoadAgentOptions(const std::string& path, AgentOptions* o) {
                                      "credentials.password",
                                      "credentials.ca_file",
                                      "credentials.cert_file",
-                                     "credentials.key_file"});
+                                     "credentials.key_file",
+                                     "device",
+                                     "sunspec.*"});
   if (!s.ok()) return s;
   std::string type;
   Status results[] = {
@@ -151,6 +164,8 @@ Status LoadAgentOptions(const std::string& path, AgentOptions* o) {
       config::Get(t, path, "credentials.ca_file", &o->ca_file),
       config::Get(t, path, "credentials.cert_file", &o->cert_file),
       config::Get(t, path, "credentials.key_file", &o->key_file),
+      config::Get(t, path, "device", &o->device),
+      sunspec::LoadSunSpecOptions(t, path, &o->sunspec),
   };
   for (const auto& r : results) {
     if (!r.ok()) return r;

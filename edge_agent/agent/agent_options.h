@@ -9,6 +9,7 @@
 
 #include "common/status.h"
 #include "edge_agent/devices/device.h"
+#include "edge_agent/sunspec/sunspec_options.h"
 
 namespace derms::edge {
 
@@ -51,6 +52,11 @@ struct AgentOptions {
   // Reconnect backoff bounds, wall-clock milliseconds (doubles with jitter).
   int64_t reconnect_min_ms = 500;
   int64_t reconnect_max_ms = 30000;
+  // extension: the device the agent drives: "simulated" (demos and tests) or
+  // "sunspec" (a SunSpec PV or battery inverter over Modbus TCP, set up by
+  // the [sunspec] table / --sunspec-* flags).
+  std::string device = "simulated";
+  sunspec::SunSpecOptions sunspec;
 
   // Ok, or "invalid_value" naming the field and the rule.
   Status Validate() const;

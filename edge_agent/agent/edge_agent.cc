@@ -61,7 +61,7 @@ void EdgeAgent::Tick(int64_t now_ms) {
     GoOnline(now_ms);
   }
   HandleInbox(now_ms);
-  Respond(engine_.Advance(now_ms, device_->Range()));
+  Respond(Confirm(engine_.Advance(now_ms, device_->Range()), now_ms));
   device_->Step(now_ms, SetpointNow());
   // Sampling starts with the first session; from then on it never stops, and
   // what cannot be sent is buffered as historical.
@@ -181,7 +181,7 @@ void EdgeAgent::HandleControl(const mqtt::Message& m, int64_t now_ms) {
     spdlog::warn("{}", s.message());
     return;
   }
-  Respond(engine_.OnControl(control, now_ms, device_->Range()));
+  Respond(Confirm(engine_.OnControl(control, now_ms, device_->Range()), now_ms));
 }
 
 void EdgeAgent::HandleCommand(const mqtt::Message& m, int64_t now_ms) {
@@ -205,6 +205,25 @@ void EdgeAgent::HandleCommand(const mqtt::Message& m, int64_t now_ms) {
       spdlog::warn("der '{}': cmd {} is not one this agent knows", options_.der_id,
                    static_cast<int>(cmd.command()));
   }
+}
+
+ControlEngine::Responses EdgeAgent::Confirm(ControlEngine::Responses responses, int64_t now_ms) {
+  const std::string active = engine_.ActiveCommandId();
+  auto starts_active = [&active](const derms::v1::ControlResponse& r) {
+    return r.command_id() == active &&
+           (r.status() == derms::v1::APPLIED || r.status() == derms::v1::CLAMPED);
+  };
+  if (active.empty() || std::none_of(responses.begin(), responses.end(), starts_active)) {
+    return responses;
+  }
+  Status s = device_->Apply(now_ms, SetpointNow());
+  if (s.ok()) return responses;
+  spdlog::warn("der '{}': control '{}' refused by the device: {}", options_.der_id, active,
+               s.message());
+  responses.erase(std::remove_if(responses.begin(), responses.end(), starts_active),
+                  responses.end());
+  for (auto& r : engine_.Refuse(now_ms, s.message())) responses.push_back(std::move(r));
+  return responses;
 }
 
 void EdgeAgent::Respond(const ControlEngine::Responses& responses) {

@@ -61,6 +61,9 @@ class EdgeAgent {
   void HandleControl(const mqtt::Message& m, int64_t now_ms);
   void HandleCommand(const mqtt::Message& m, int64_t now_ms);
   void Respond(const ControlEngine::Responses& responses);
+  // When `responses` start the control in force, puts it in force on the
+  // device; a device's refusal turns its APPLIED/CLAMPED into REJECTED.
+  ControlEngine::Responses Confirm(ControlEngine::Responses responses, int64_t now_ms);
   void SendTelemetry(int64_t now_ms);
   void FlushBuffers();
   bool Send(const std::string& topic, const std::string& payload, int qos, bool retained);

@@ -202,6 +202,14 @@ ControlEngine::Responses ControlEngine::Cancel(int64_t now_ms, const std::string
   return out;
 }
 
+ControlEngine::Responses ControlEngine::Refuse(int64_t now_ms, const std::string& reason) {
+  Responses out;
+  if (!active_) return out;
+  Emit(Make(active_->command_id, derms::v1::REJECTED, 0, reason, now_ms), &out);
+  active_.reset();
+  return out;
+}
+
 std::optional<double> ControlEngine::Setpoint() const {
   if (!active_ || active_->current < 0 || active_->kind != derms::v1::CONTROL_KIND_SETPOINT) {
     return std::nullopt;

@@ -66,6 +66,9 @@ class ControlEngine {
   Responses Advance(int64_t now_ms, PowerRange range);
   // Ends the control in force (CANCELLED), e.g. on a RETURN_TO_DEFAULT command.
   Responses Cancel(int64_t now_ms, const std::string& reason);
+  // The device refused the control in force or did not confirm it: ends it,
+  // answered REJECTED with `reason` (also to a repeat of its command_id).
+  Responses Refuse(int64_t now_ms, const std::string& reason);
 
   // The setpoint to apply now (already clamped), or nullopt for default behaviour.
   std::optional<double> Setpoint() const;

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "common/status.h"
 #include "derms/v1/derms.pb.h"
 #include "edge_agent/control/control_engine.h"
 
@@ -48,6 +49,13 @@ class Device {
   // brings its state forward to `now_ms`.
   virtual void Step(int64_t now_ms, std::optional<double> setpoint_kw) = 0;
   virtual Reading Read() const = 0;
+  // A control starts: puts `setpoint_kw` in force now and says whether the
+  // device took it. A real controller that refuses or does not confirm it
+  // answers an error with the device's reason, and the agent answers the
+  // control REJECTED. Simulations cannot refuse: Step does their work.
+  virtual Status Apply(int64_t /*now_ms*/, std::optional<double> /*setpoint_kw*/) {
+    return Status::Ok();
+  }
 };
 
 }  // namespace derms::edge

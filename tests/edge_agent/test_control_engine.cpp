@@ -456,3 +456,19 @@ TEST_CASE("a negative generation limit or an unknown control kind is rejected wi
   CHECK_FALSE(engine.GenerationLimit().has_value());
   CHECK_FALSE(engine.Setpoint().has_value());
 }
+
+TEST_CASE("Refuse ends the control the device refused with REJECTED, also for repeats",
+          "[unit][control]") {
+  ControlEngine engine(kDer);
+  engine.OnControl(MakeSetpoint("c1", 4.0), kT0, kRange);
+  auto r = Single(engine.Refuse(kT0 + 10, "device refused: Modbus exception 3"), "c1",
+                  derms::v1::REJECTED, kT0 + 10);
+  CHECK(r.reason() == "device refused: Modbus exception 3");
+  CHECK_FALSE(engine.Setpoint().has_value());
+  // The same command again is answered as before, never applied.
+  auto again = Single(engine.OnControl(MakeSetpoint("c1", 4.0), kT0 + 20, kRange), "c1",
+                      derms::v1::REJECTED, kT0 + 10);
+  CHECK(again.reason() == r.reason());
+  CHECK_FALSE(engine.Setpoint().has_value());
+  CHECK(engine.Refuse(kT0 + 30, "nothing in force").empty());
+}

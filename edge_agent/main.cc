@@ -54,6 +54,15 @@ int main(int argc, char** argv) {
   o.Add("--state-dir", &options.state_dir, "where bd_seq and seq survive restarts");
   o.Add("--offline-buffer", &options.offline_buffer,
         "telemetry messages kept while offline (sent later as historical)");
+  o.Add("--outbox", &options.outbox,
+        "where telemetry waits for the broker's acknowledgement: sqlite (survives restarts, "
+        "default) or memory");
+  o.Add("--outbox-path", &options.outbox_path,
+        "SQLite outbox file (default {state-dir}/{der-id}.outbox.sqlite)");
+  o.Add("--outbox-max-rows", &options.outbox_max_rows,
+        "samples kept at most; the oldest are dropped (counted) beyond it");
+  o.Add("--outbox-max-bytes", &options.outbox_max_bytes, "payload bytes kept at most");
+  o.Add("--outbox-max-age-s", &options.outbox_max_age_s, "samples older than this are dropped");
   clock_flags.AddTo(&app);
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
   CLI11_PARSE(app, argc, argv);

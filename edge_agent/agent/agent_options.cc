@@ -74,6 +74,19 @@ Status AgentOptions::Validate() const {
   if (offline_buffer < 0 || offline_buffer > 1000000) {
     return Invalid(fmt::format("offline_buffer {} outside [0, 1000000]", offline_buffer));
   }
+  if (outbox != "sqlite" && outbox != "memory") {
+    return Invalid(fmt::format("outbox.store '{}' must be sqlite or memory", outbox));
+  }
+  if (outbox_max_rows < 1 || outbox_max_rows > 100000000) {
+    return Invalid(fmt::format("outbox.max_rows {} outside [1, 100000000]", outbox_max_rows));
+  }
+  if (outbox_max_bytes < 4096 || outbox_max_bytes > (1LL << 40)) {
+    return Invalid(
+        fmt::format("outbox.max_bytes {} outside [4096, 1099511627776]", outbox_max_bytes));
+  }
+  if (outbox_max_age_s < 60 || outbox_max_age_s > 366 * 86400) {
+    return Invalid(fmt::format("outbox.max_age_s {} outside [60, 31622400]", outbox_max_age_s));
+  }
   if (reconnect_min_ms < 10 || reconnect_max_ms < reconnect_min_ms) {
     return Invalid("reconnect_min_ms must be >= 10 and <= reconnect_max_ms");
   }
@@ -111,7 +124,12 @@ Status LoadAgentOptions(const std::string& path, AgentOptions* o) {
                                      "default.mode",
                                      "default.setpoint_kw",
                                      "credentials.username",
-                                     "credentials.password"});
+                                     "credentials.password",
+                                     "outbox.store",
+                                     "outbox.path",
+                                     "outbox.max_rows",
+                                     "outbox.max_bytes",
+                                     "outbox.max_age_s"});
   if (!s.ok()) return s;
   std::string type;
   Status results[] = {
@@ -138,6 +156,11 @@ Status LoadAgentOptions(const std::string& path, AgentOptions* o) {
       config::Get(t, path, "default.setpoint_kw", &o->default_setpoint_kw),
       config::Get(t, path, "credentials.username", &o->username),
       config::Get(t, path, "credentials.password", &o->password),
+      config::Get(t, path, "outbox.store", &o->outbox),
+      config::Get(t, path, "outbox.path", &o->outbox_path),
+      config::Get(t, path, "outbox.max_rows", &o->outbox_max_rows),
+      config::Get(t, path, "outbox.max_bytes", &o->outbox_max_bytes),
+      config::Get(t, path, "outbox.max_age_s", &o->outbox_max_age_s),
   };
   for (const auto& r : results) {
     if (!r.ok()) return r;

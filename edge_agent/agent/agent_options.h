@@ -38,8 +38,21 @@ struct AgentOptions {
   std::string password;
   // Where bd_seq and the telemetry sequence survive restarts.
   std::string state_dir = "./var/edge-state";
-  // Telemetry kept while the broker is unreachable, sent later as historical.
+  // Telemetry kept while the broker is unreachable, sent later as historical
+  // (outbox "memory" only).
   int64_t offline_buffer = 1000;
+  // Where telemetry waits until the broker acknowledges it: "sqlite", a file
+  // that survives the agent's restart and a power loss (the default), or
+  // "memory", offline_buffer samples lost on exit (simulators that run
+  // thousands of agents in one process).
+  std::string outbox = "sqlite";
+  // The SQLite outbox file; empty: {state_dir}/{der_id}.outbox.sqlite.
+  std::string outbox_path;
+  // Caps of the SQLite outbox: beyond any of them the oldest samples are
+  // dropped, counted and reported (a warning alarm in the next telemetry).
+  int64_t outbox_max_rows = 100000;         // 27 hours of 1-second telemetry
+  int64_t outbox_max_bytes = 64LL << 20;    // payload bytes (about 70 a sample)
+  int64_t outbox_max_age_s = 7 * 86400;     // by the sample's timestamp
   // Reconnect backoff bounds, wall-clock milliseconds (doubles with jitter).
   int64_t reconnect_min_ms = 500;
   int64_t reconnect_max_ms = 30000;

@@ -65,6 +65,8 @@ EdgeAgent::EdgeAgent(const AgentOptions& options, std::unique_ptr<Device> device
                                options.reconnect_max_ms,
                                static_cast<uint32_t>(std::hash<std::string>{}(options.der_id))}),
       outbox_(std::move(outbox)) {
+  // Drops of earlier runs were counted and reported by them.
+  if (outbox_) dropped_reported_ = dropped_logged_ = outbox_->totals().dropped;
   client_->SetMessageHandler([this](mqtt::Message m) {
     std::lock_guard<std::mutex> lock(inbox_mutex_);
     inbox_.push_back(std::move(m));
@@ -322,8 +324,16 @@ void EdgeAgent::KeepInOutbox(derms::v1::Telemetry& t, int64_t now_ms) {
     counters_.telemetry_dropped += n;
     dropped_reported_ = totals.dropped;
     drop_alarm_due_ = true;
-    spdlog::warn("der '{}': outbox full, {} oldest samples dropped ({} since the outbox began)",
-                 options_.der_id, n, totals.dropped);
+    // One line a minute at most while it goes on: a long outage drops one a sample.
+    auto now = std::chrono::steady_clock::now();
+    if (dropped_logged_ == 0 || now - drop_logged_at_ >= std::chrono::minutes(1)) {
+      spdlog::warn(
+          "der '{}': outbox full, {} oldest samples dropped since the last report ({} since the "
+          "outbox began)",
+          options_.der_id, totals.dropped - dropped_logged_, totals.dropped);
+      dropped_logged_ = totals.dropped;
+      drop_logged_at_ = now;
+    }
   }
   if (!id.ok()) {
     // The disk is failing: the sample still goes out live if it can.
@@ -337,7 +347,9 @@ void EdgeAgent::KeepInOutbox(derms::v1::Telemetry& t, int64_t now_ms) {
   }
   if (outbox_failing_) spdlog::info("der '{}': outbox writes work again", options_.der_id);
   outbox_failing_ = false;
-  if (session_.online() && in_flight_.size() < kOutboxWindow) {
+  // Live even while a backlog drains (the window bounds the backlog only):
+  // the cloud judges silence by live samples.
+  if (session_.online()) {
     outbox_->MarkInFlight(*id);
     in_flight_.push_back(InFlight{
         *id, false,

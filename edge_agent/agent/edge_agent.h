@@ -99,6 +99,8 @@ class EdgeAgent {
   std::deque<InFlight> in_flight_;  // publishes of outbox records not yet answered
   uint64_t dropped_reported_ = 0;   // outbox drops already counted and alarmed
   bool drop_alarm_due_ = false;     // the next sample carries a telemetry_dropped alarm
+  uint64_t dropped_logged_ = 0;     // outbox drops already logged
+  std::chrono::steady_clock::time_point drop_logged_at_{};
   bool outbox_failing_ = false;     // last outbox write failed (logged once per episode)
   bool outbox_checked_ = false;     // age cap applied at the first tick
 

@@ -183,6 +183,7 @@ int main(int argc, char** argv) {
     o.telemetry_interval_s = telemetry_interval_s;
     o.telemetry_qos = telemetry_qos;
     o.state_dir = state_dir;
+    o.outbox = "memory";  // thousands of agents in one process: no SQLite file each
     o.username = username;
     o.password = password;
     auto device = derms::edge::MakeSimulatedDevice(o.nameplate, 1000 + i, clock.NowMs());

@@ -23,12 +23,16 @@ StatusOr<int64_t> Outbox::Add(uint64_t seq, int64_t timestamp_ms, const std::str
 
 Status Outbox::Enforce(int64_t now_ms) {
   const int64_t cutoff_ms = now_ms - limits_.max_age_s * 1000;
-  // Within the caps, the oldest record alone tells whether any is too old.
+  // Read no more than the caps can exclude: over max_rows, that many; over
+  // max_bytes, a few; within both, the oldest record alone tells whether any
+  // is too old. (At a full outbox every sample drops one: one read, not 256.)
   OutboxTotals first = storage_->Totals();
-  size_t read = first.rows > static_cast<uint64_t>(limits_.max_rows) ||
-                        first.bytes > static_cast<uint64_t>(limits_.max_bytes)
-                    ? kBatch
-                    : 1;
+  size_t read = 1;
+  if (first.rows > static_cast<uint64_t>(limits_.max_rows)) {
+    read = static_cast<size_t>(
+        std::min<uint64_t>(first.rows - static_cast<uint64_t>(limits_.max_rows), kBatch));
+  }
+  if (first.bytes > static_cast<uint64_t>(limits_.max_bytes)) read = std::max<size_t>(read, 16);
   for (;;) {
     OutboxTotals t = storage_->Totals();
     auto oldest = storage_->ReadAfter(0, read);

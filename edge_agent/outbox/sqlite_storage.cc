@@ -36,8 +36,10 @@ StatusOr<std::unique_ptr<SqliteOutboxStorage>> SqliteOutboxStorage::Open(const s
   // Exclusive: no other process may use the file while this one holds it
   // (the lock goes with the process, even on SIGKILL). WAL with FULL sync:
   // each commit reaches the disk before it returns.
+  // A small page cache: records are appended at one end and read from the
+  // other, and the agent's footprint matters more than repeated reads.
   for (const char* pragma : {"PRAGMA locking_mode=EXCLUSIVE", "PRAGMA journal_mode=WAL",
-                             "PRAGMA synchronous=FULL"}) {
+                             "PRAGMA synchronous=FULL", "PRAGMA cache_size=-256"}) {
     Status st = s->Exec(pragma);
     if (!st.ok()) return st;
   }

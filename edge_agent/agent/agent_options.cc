@@ -28,7 +28,9 @@ StatusOr<derms::v1::DerType> ParseDerType(std::string_view name) {
   derms::v1::DerType type;
   if (upper != "DER_TYPE_UNSPECIFIED" && derms::v1::DerType_Parse(upper, &type)) return type;
   return Invalid(fmt::format(
-      "type '{}' is not one of BATTERY, PV, EV_CHARGER, FLEXIBLE_LOAD, WIND, GENERATOR", name));
+      "type '{}' is not one of BATTERY, PV, EV_CHARGER, FLEXIBLE_LOAD, WIND, GENERATOR, "
+      "CI_LOAD, THERMOSTAT",
+      name));
 }
 
 Status AgentOptions::Validate() const {

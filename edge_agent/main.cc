@@ -16,6 +16,7 @@
 #include "common/signals.h"
 #include "edge_agent/agent/edge_agent.h"
 #include "edge_agent/agent/runner.h"
+#include "edge_agent/devices/demand_response.h"
 #include "edge_agent/devices/simulated.h"
 
 int main(int argc, char** argv) {
@@ -63,6 +64,20 @@ int main(int argc, char** argv) {
         "samples kept at most; the oldest are dropped (counted) beyond it");
   o.Add("--outbox-max-bytes", &options.outbox_max_bytes, "payload bytes kept at most");
   o.Add("--outbox-max-age-s", &options.outbox_max_age_s, "samples older than this are dropped");
+  // Demand-response models (--type CI_LOAD or THERMOSTAT).
+  o.Add("--ci-blocks", &options.ci_load.blocks, "C&I load: sheddable blocks (4)");
+  o.Add("--ci-block-share", &options.ci_load.block_share,
+        "C&I load: each block's share of max-charge-kw (0.15)");
+  o.Add("--ci-min-off-s", &options.ci_load.min_off_s, "C&I load: a shed block stays off (300)");
+  o.Add("--ci-min-on-s", &options.ci_load.min_on_s, "C&I load: a restarted block runs (900)");
+  o.Add("--ci-rebound-share", &options.ci_load.rebound_share,
+        "C&I load: share of the shed energy caught up afterwards (0.6)");
+  o.Add("--thermostat-setpoint-c", &options.thermostat.setpoint_c,
+        "thermostat: indoor set temperature (22)");
+  o.Add("--thermostat-band-c", &options.thermostat.comfort_band_c,
+        "thermostat: comfort band either side of the setpoint (1.5)");
+  o.Add("--thermostat-outdoor-mean-c", &options.thermostat.outdoor_mean_c,
+        "thermostat: mean outdoor temperature; above the setpoint it cools (30)");
   clock_flags.AddTo(&app);
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
   CLI11_PARSE(app, argc, argv);
@@ -96,6 +111,12 @@ int main(int argc, char** argv) {
   derms::Clock clock = clock_flags.Make();
   auto device = derms::edge::MakeSimulatedDevice(
       options.nameplate, std::hash<std::string>{}(options.der_id), clock.NowMs());
+  // The demand-response models with their configured parameters.
+  if (options.nameplate.type == derms::v1::CI_LOAD) {
+    device = derms::edge::MakeCiLoad(options.nameplate, options.ci_load, clock.NowMs());
+  } else if (options.nameplate.type == derms::v1::THERMOSTAT) {
+    device = derms::edge::MakeThermostat(options.nameplate, options.thermostat, clock.NowMs());
+  }
   auto agent = derms::edge::EdgeAgent::Create(options, std::move(device));
   if (!agent.ok()) {
     spdlog::error("{}", agent.status().message());

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "edge_agent/devices/demand_response.h"
 #include "edge_agent/devices/device.h"
 
 namespace derms::edge {
@@ -56,6 +57,11 @@ struct AgentOptions {
   // Reconnect backoff bounds, wall-clock milliseconds (doubles with jitter).
   int64_t reconnect_min_ms = 500;
   int64_t reconnect_max_ms = 30000;
+
+  // The simulated demand-response models (type CI_LOAD, THERMOSTAT):
+  // [ci_load] and [thermostat] in the TOML file.
+  CiLoadOptions ci_load;
+  ThermostatOptions thermostat;
 
   // Ok, or "invalid_value" naming the field and the rule.
   Status Validate() const;

@@ -14,6 +14,7 @@
 #define DERMS_EDGE_AGENT_DEVICES_DEMAND_RESPONSE_H_
 
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -56,7 +57,7 @@ struct ThermostatOptions {
   double outdoor_mean_c = 30.0;
   double outdoor_swing_c = 5.0;
   // Indoor temperature at start; NaN: the setpoint.
-  double initial_indoor_c = 22.0;
+  double initial_indoor_c = std::numeric_limits<double>::quiet_NaN();
   // How far ahead the band is guaranteed: the reported range holds the
   // temperature inside it for this long whatever setpoint in it is chosen.
   double horizon_s = 300;

@@ -221,3 +221,19 @@ TEST_CASE("outbox options are validated, naming the field and the rule", "[outbo
   bad.outbox_max_age_s = 10;
   CHECK(bad.Validate().message().find("outbox.max_age_s 10") == 0);
 }
+
+TEST_CASE("a demand-response agent's model options are validated with the agent's", "[outbox]") {
+  AgentOptions o;
+  o.der_id = "ci-1";
+  o.substation_id = "sub-1";
+  o.nameplate.type = derms::v1::CI_LOAD;
+  o.nameplate.max_charge_kw = 200;
+  REQUIRE(o.Validate().ok());
+  o.ci_load.min_off_s = -5;
+  CHECK(o.Validate().message() == "ci_load.min_off_s -5 outside [0, 86400]");
+  o.nameplate.type = derms::v1::THERMOSTAT;  // the C&I options are not read for it
+  CHECK(o.Validate().ok());
+  o.nameplate.max_charge_kw = 0;
+  o.nameplate.max_discharge_kw = 1;
+  CHECK(o.Validate().message().find("max_charge_kw must be > 0") == 0);
+}

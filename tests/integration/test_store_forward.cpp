@@ -304,3 +304,64 @@ TEST_CASE("a full outbox drops its oldest samples, counts them and says so in te
   CHECK(reported >= missing);
   CHECK(reported <= missing + 5);
 }
+
+TEST_CASE("a C&I load and a thermostat are born, stored and controlled like any DER",
+          "[integration][demand_response]") {
+  auto started = MosquittoBroker::Start();
+  REQUIRE(started.ok());
+  auto broker = std::move(started).value();
+  TempDir dir;
+  AggregatorThread agg(AggregatorOptionsFor(broker->uri(), dir));
+  auto agent = [&](const std::string& der_id, const char* type, const char* max_charge_kw) {
+    std::vector<std::string> args = {"derms-edge-agent", "--broker", broker->uri(), "--der-id",
+                                     der_id, "--type", type, "--substation", "sub-dr",
+                                     "--max-charge-kw", max_charge_kw, "--max-discharge-kw", "0",
+                                     "--telemetry-interval-s", "1", "--state-dir",
+                                     dir / "state", "--log-level", "warn"};
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(DERMS_EDGE_AGENT_BIN, argv.data());
+      std::_Exit(127);
+    }
+    return pid;
+  };
+  pid_t ci = agent("ci-1", "CI_LOAD", "200");
+  pid_t th = agent("hvac-1", "THERMOSTAT", "4");
+  auto stop = [](pid_t pid) {
+    ::kill(pid, SIGINT);
+    ::waitpid(pid, nullptr, 0);
+  };
+  TestClient client(broker->uri(), {topics::DerResponse("hvac-1")});
+  bool stored = WaitFor([&] {
+    REQUIRE(agg->FlushStore().ok());
+    return QueryInt(agg->db_path(),
+                    "SELECT COUNT(*) FROM ders WHERE (der_id='ci-1' AND der_type='CI_LOAD') OR "
+                    "(der_id='hvac-1' AND der_type='THERMOSTAT')") == 2 &&
+           QueryInt(agg->db_path(),
+                    "SELECT COUNT(DISTINCT der_id) FROM telemetry WHERE der_id IN ('ci-1', "
+                    "'hvac-1') AND active_power_kw < 0 AND available_charge_kw > 0") == 2;
+  });
+  // Curtail the air conditioner to nothing: it may, for a while, at the set temperature.
+  v1::Control c;
+  c.set_command_id("hvac-off");
+  c.set_issued_at_ms(WallNowMs());
+  auto* iv = c.add_intervals();
+  iv->set_duration_s(60);
+  iv->set_target_kw(0);
+  REQUIRE(client.Publish(topics::DerControl("hvac-1"), codec::ToBinary(c)).ok());
+  auto applied = client.Next(topics::DerResponse("hvac-1"), [](const mqtt::Message& m) {
+    v1::ControlResponse r;
+    return codec::ParseBinary(m.payload, "response", &r).ok() && r.command_id() == "hvac-off" &&
+           r.status() == v1::APPLIED;
+  });
+  stop(ci);
+  stop(th);
+  CHECK(stored);
+  CHECK(applied);
+  CHECK(QueryInt(agg->db_path(),
+                 "SELECT COUNT(*) FROM telemetry_quarantine WHERE der_id IN ('ci-1', 'hvac-1')") ==
+        0);
+}

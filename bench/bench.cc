@@ -509,6 +509,7 @@ int RoundTripAgents(const std::string& broker, const std::string& prefix,
     a.nameplate = {derms::v1::BATTERY, 10, 10, 1000, 37.7, -122.4};
     a.telemetry_interval_s = 3600;  // one sample at start: quiet during the measurement
     a.state_dir = dir + "/state";
+    a.outbox = "memory";  // thousands of agents in one process: no SQLite file each
     a.reconnect_min_ms = 200;
     auto device = derms::edge::MakeSimulatedDevice(a.nameplate, i, derms::WallNowMs());
     auto agent = derms::edge::EdgeAgent::Create(a, std::move(device));

@@ -5,7 +5,7 @@
 # 3) with their spread (min..max).
 #
 #   ./bench/run.sh                      # everything
-#   ./bench/run.sh alloc memory         # only these, of: ingest rt footprint alloc memory schedule history curtail
+#   ./bench/run.sh alloc memory         # only these, of: ingest rt footprint outbox alloc memory schedule history curtail
 #   BENCH_MESSAGES=100000 BENCH_REPEATS=5 BENCH_BIG_FLEET=0 ./bench/run.sh
 #   BENCH_BUILD_DIR=build-bench BENCH_OUT=/tmp/bench ./bench/run.sh alloc
 #
@@ -28,6 +28,10 @@
 # over-voltage scenario, built and solved by C++/GLPK beside the same LP
 # built independently in Python and solved by SciPy's HiGHS
 # (bench/python_curtail.py), the four policies, objectives equal to 1e-6.
+# outbox is the edge agent's footprint at 1-second telemetry with its SQLite
+# outbox in use: the broker away (every sample kept), and away with the
+# outbox full at its cap (100,000 samples; every sample drops the oldest),
+# each beside the same agent keeping its samples in memory (--outbox memory).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -49,7 +53,7 @@ CURTAIL_REPEATS=${BENCH_CURTAIL_REPEATS:-21}           # timed builds+solves of 
 BUILD=${BENCH_BUILD_DIR:-build}    # another tree is configured and built here, bench targets only
 DIR=${BENCH_OUT:-$ROOT/var/bench}  # replaced
 
-ALL="ingest rt footprint alloc memory schedule history curtail"
+ALL="ingest rt footprint outbox alloc memory schedule history curtail"
 SEL=${*:-$ALL}
 for b in $SEL; do
   case " $ALL " in *" $b "*) ;; *) echo "run.sh: unknown benchmark '$b' (one of: $ALL)" >&2; exit 2 ;; esac
@@ -196,6 +200,38 @@ if want footprint; then
   strip -o "$DIR/edge-stripped" "$EDGE"; EDGE_STRIPPED=$(stat -c %s "$DIR/edge-stripped")
 fi
 
+if want outbox; then
+  echo "Edge agent footprint with the outbox in use (broker away), 1 s telemetry, ${FOOTPRINT_S} s each" >&2
+  # Nothing listens on port 1: every connect is refused, so every sample is kept.
+  AWAY="tcp://127.0.0.1:1"
+  edge_away() { footprint "$EDGE" --broker "$AWAY" --der-id bench-outbox --type BATTERY --substation bench \
+    --max-discharge-kw 5 --max-charge-kw 5 --capacity-kwh 10 --telemetry-interval-s 1 --log-level error "$@"; }
+  read -r OB_RSS OB_CPU < <(edge_away --state-dir "$DIR/outbox-away")
+  OB_ROWS=$(python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT COUNT(*) FROM outbox").fetchone()[0])' \
+    "$DIR/outbox-away/bench-outbox.outbox.sqlite")
+  # An outbox already at its default cap: 100,000 samples of a day and more
+  # (70-byte payloads, one a second back from now).
+  mkdir -p "$DIR/outbox-full"
+  python3 - "$DIR/outbox-full/bench-outbox.outbox.sqlite" <<'PY'
+import os, sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1])
+db.executescript('''
+CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, seq INTEGER NOT NULL,
+  timestamp_ms INTEGER NOT NULL, payload BLOB NOT NULL);
+CREATE TABLE outbox_counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT INTO outbox_counters VALUES ('dropped', 0);
+PRAGMA user_version = 1;''')
+now = int(time.time() * 1000)
+db.executemany('INSERT INTO outbox (seq, timestamp_ms, payload) VALUES (?, ?, ?)',
+               ((i, now - (100000 - i) * 1000, os.urandom(70)) for i in range(1, 100001)))
+db.commit()
+PY
+  read -r OBF_RSS OBF_CPU < <(edge_away --state-dir "$DIR/outbox-full")
+  OBF_DROPPED=$(python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT value FROM outbox_counters").fetchone()[0])' \
+    "$DIR/outbox-full/bench-outbox.outbox.sqlite")
+  read -r OBM_RSS OBM_CPU < <(edge_away --state-dir "$DIR/outbox-memory" --outbox memory)
+fi
+
 # Prints the median allocation ms and the floor's, from one process.
 alloc_run() {
   "$BENCH" alloc --ders "$FLEET" --policy "$1" --repeats "$ALLOC_REPEATS" > "$DIR/alloc.out" || return 1
@@ -312,6 +348,15 @@ CPU_MODEL=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)
     printf '%-58s %14s %18s %14s %8s\n' "edge agent CPU % of a core vs bare client" "$EDGE_CPU" "-" "$MIN_CPU" "-"
     printf '%-58s %14s\n' "edge agent binary bytes (stripped)" "$EDGE_BYTES ($EDGE_STRIPPED)"
   fi
+  if want outbox; then
+    printf '%-58s %14s %18s %14s %8s\n' "edge RSS kB, broker away: SQLite outbox vs memory" "$OB_RSS" "-" "$OBM_RSS" \
+      "$(ratio "$OB_RSS" "$OBM_RSS")"
+    printf '%-58s %14s %18s %14s %8s\n' "edge CPU %, broker away: SQLite outbox vs memory" "$OB_CPU" "-" "$OBM_CPU" "-"
+    printf '%-58s %14s %18s %14s %8s\n' "edge RSS kB, outbox full (100,000, drops) vs memory" "$OBF_RSS" "-" "$OBM_RSS" \
+      "$(ratio "$OBF_RSS" "$OBM_RSS")"
+    printf '%-58s %14s %18s %14s %8s\n' "edge CPU %, outbox full (100,000, drops) vs memory" "$OBF_CPU" "-" "$OBM_CPU" "-"
+    printf '%-58s %14s\n' "  samples kept / dropped (oldest) in those runs" "$OB_ROWS / $OBF_DROPPED"
+  fi
   if want alloc; then
     for p in $POLICIES; do
       printf '%-58s %14s %18s %14s %8s\n' "alloc ms, $p, $FLEET DERs vs 1 pass (goal < 20)" \
@@ -392,6 +437,11 @@ done
 if want footprint; then
   J+=("\"edge_footprint\": {\"rss_kb\": $EDGE_RSS, \"cpu_pct\": $EDGE_CPU, \"baseline_rss_kb\": $MIN_RSS,
     \"baseline_cpu_pct\": $MIN_CPU, \"binary_bytes\": $EDGE_BYTES, \"stripped_bytes\": $EDGE_STRIPPED}")
+fi
+if want outbox; then
+  J+=("\"edge_outbox\": {\"away_rss_kb\": $OB_RSS, \"away_cpu_pct\": $OB_CPU, \"full_rss_kb\": $OBF_RSS,
+    \"full_cpu_pct\": $OBF_CPU, \"memory_rss_kb\": $OBM_RSS, \"memory_cpu_pct\": $OBM_CPU,
+    \"away_rows_kept\": $OB_ROWS, \"full_rows_dropped\": $OBF_DROPPED}")
 fi
 {
   echo "{"

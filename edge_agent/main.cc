@@ -16,6 +16,7 @@
 #include "common/signals.h"
 #include "edge_agent/agent/edge_agent.h"
 #include "edge_agent/agent/runner.h"
+#include "edge_agent/devices/demand_response.h"
 #include "edge_agent/devices/simulated.h"
 #include "edge_agent/sunspec/sunspec_device.h"
 
@@ -35,7 +36,7 @@ int main(int argc, char** argv) {
   derms::CliOverrides o(&app);
   o.Add("--broker", &options.broker_uri, "MQTT broker URI, e.g. tcp://127.0.0.1:1883");
   o.Add("--der-id", &options.der_id, "this DER's id, [A-Za-z0-9_-]{1,64}");
-  app.add_option("--type", type_name, "BATTERY, PV, EV_CHARGER, FLEXIBLE_LOAD, WIND or GENERATOR");
+  app.add_option("--type", type_name, "BATTERY, PV, EV_CHARGER, FLEXIBLE_LOAD, WIND, GENERATOR, CI_LOAD or THERMOSTAT");
   o.Add("--substation", &options.substation_id, "substation the DER is dispatched under");
   o.Add("--feeder", &options.feeder_id, "feeder id (optional)");
   o.Add("--feeder-node", &options.feeder_node,
@@ -74,6 +75,29 @@ int main(int argc, char** argv) {
         "SunSpec device: Modbus response timeout (1000)");
   o.Add("--sunspec-model", &options.sunspec.models,
         "SunSpec device: a model id to use (repeatable); default every known model found");
+  o.Add("--outbox", &options.outbox,
+        "where telemetry waits for the broker's acknowledgement: sqlite (survives restarts, "
+        "default) or memory");
+  o.Add("--outbox-path", &options.outbox_path,
+        "SQLite outbox file (default {state-dir}/{der-id}.outbox.sqlite)");
+  o.Add("--outbox-max-rows", &options.outbox_max_rows,
+        "samples kept at most; the oldest are dropped (counted) beyond it");
+  o.Add("--outbox-max-bytes", &options.outbox_max_bytes, "payload bytes kept at most");
+  o.Add("--outbox-max-age-s", &options.outbox_max_age_s, "samples older than this are dropped");
+  // Demand-response models (--type CI_LOAD or THERMOSTAT).
+  o.Add("--ci-blocks", &options.ci_load.blocks, "C&I load: sheddable blocks (4)");
+  o.Add("--ci-block-share", &options.ci_load.block_share,
+        "C&I load: each block's share of max-charge-kw (0.15)");
+  o.Add("--ci-min-off-s", &options.ci_load.min_off_s, "C&I load: a shed block stays off (300)");
+  o.Add("--ci-min-on-s", &options.ci_load.min_on_s, "C&I load: a restarted block runs (900)");
+  o.Add("--ci-rebound-share", &options.ci_load.rebound_share,
+        "C&I load: share of the shed energy caught up afterwards (0.6)");
+  o.Add("--thermostat-setpoint-c", &options.thermostat.setpoint_c,
+        "thermostat: indoor set temperature (22)");
+  o.Add("--thermostat-band-c", &options.thermostat.comfort_band_c,
+        "thermostat: comfort band either side of the setpoint (1.5)");
+  o.Add("--thermostat-outdoor-mean-c", &options.thermostat.outdoor_mean_c,
+        "thermostat: mean outdoor temperature; above the setpoint it cools (30)");
   clock_flags.AddTo(&app);
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
   CLI11_PARSE(app, argc, argv);
@@ -111,6 +135,11 @@ int main(int argc, char** argv) {
     spdlog::info("der '{}': SunSpec device at {}:{} unit {}, base address {}", options.der_id,
                  options.sunspec.host, options.sunspec.port, options.sunspec.unit_id,
                  options.sunspec.base_address);
+  } else if (options.nameplate.type == derms::v1::CI_LOAD) {
+    // The demand-response models with their configured parameters.
+    device = derms::edge::MakeCiLoad(options.nameplate, options.ci_load, clock.NowMs());
+  } else if (options.nameplate.type == derms::v1::THERMOSTAT) {
+    device = derms::edge::MakeThermostat(options.nameplate, options.thermostat, clock.NowMs());
   } else {
     device = derms::edge::MakeSimulatedDevice(
         options.nameplate, std::hash<std::string>{}(options.der_id), clock.NowMs());

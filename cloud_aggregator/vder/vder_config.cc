@@ -53,7 +53,7 @@ StatusOr<vder::VderDefinition> ReadOne(const toml::table& t, const std::string& 
     if (!derms::v1::DerType_Parse(name, &type) || type == derms::v1::DER_TYPE_UNSPECIFIED) {
       return ConfigError(fmt::format(
           "{}: der_types entry '{}' is not one of BATTERY, PV, EV_CHARGER, FLEXIBLE_LOAD, WIND, "
-          "GENERATOR",
+          "GENERATOR, CI_LOAD, THERMOSTAT",
           named, name));
     }
     d.members.der_types.push_back(type);

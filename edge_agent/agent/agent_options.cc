@@ -29,7 +29,9 @@ StatusOr<derms::v1::DerType> ParseDerType(std::string_view name) {
   derms::v1::DerType type;
   if (upper != "DER_TYPE_UNSPECIFIED" && derms::v1::DerType_Parse(upper, &type)) return type;
   return Invalid(fmt::format(
-      "type '{}' is not one of BATTERY, PV, EV_CHARGER, FLEXIBLE_LOAD, WIND, GENERATOR", name));
+      "type '{}' is not one of BATTERY, PV, EV_CHARGER, FLEXIBLE_LOAD, WIND, GENERATOR, "
+      "CI_LOAD, THERMOSTAT",
+      name));
 }
 
 Status AgentOptions::Validate() const {
@@ -79,8 +81,28 @@ Status AgentOptions::Validate() const {
   if (offline_buffer < 0 || offline_buffer > 1000000) {
     return Invalid(fmt::format("offline_buffer {} outside [0, 1000000]", offline_buffer));
   }
+  if (outbox != "sqlite" && outbox != "memory") {
+    return Invalid(fmt::format("outbox.store '{}' must be sqlite or memory", outbox));
+  }
+  if (outbox_max_rows < 1 || outbox_max_rows > 100000000) {
+    return Invalid(fmt::format("outbox.max_rows {} outside [1, 100000000]", outbox_max_rows));
+  }
+  if (outbox_max_bytes < 4096 || outbox_max_bytes > (1LL << 40)) {
+    return Invalid(
+        fmt::format("outbox.max_bytes {} outside [4096, 1099511627776]", outbox_max_bytes));
+  }
+  if (outbox_max_age_s < 60 || outbox_max_age_s > 366 * 86400) {
+    return Invalid(fmt::format("outbox.max_age_s {} outside [60, 31622400]", outbox_max_age_s));
+  }
   if (reconnect_min_ms < 10 || reconnect_max_ms < reconnect_min_ms) {
     return Invalid("reconnect_min_ms must be >= 10 and <= reconnect_max_ms");
+  }
+  if (nameplate.type == derms::v1::CI_LOAD || nameplate.type == derms::v1::THERMOSTAT) {
+    if (nameplate.max_charge_kw <= 0) {
+      return Invalid("max_charge_kw must be > 0 for a CI_LOAD or THERMOSTAT: it is the most it draws");
+    }
+    Status s = nameplate.type == derms::v1::CI_LOAD ? ci_load.Validate() : thermostat.Validate();
+    if (!s.ok()) return s;
   }
   for (const auto& tag : tags) {
     if (tag.empty() || tag.size() > 64)
@@ -133,7 +155,27 @@ Status LoadAgentOptions(const std::string& path, AgentOptions* o) {
                                      "credentials.cert_file",
                                      "credentials.key_file",
                                      "device",
-                                     "sunspec.*"});
+                                     "sunspec.*",
+                                     "outbox.store",
+                                     "outbox.path",
+                                     "outbox.max_rows",
+                                     "outbox.max_bytes",
+                                     "outbox.max_age_s",
+                                     "ci_load.blocks",
+                                     "ci_load.block_share",
+                                     "ci_load.min_off_s",
+                                     "ci_load.min_on_s",
+                                     "ci_load.rebound_share",
+                                     "ci_load.rebound_peak_share",
+                                     "thermostat.setpoint_c",
+                                     "thermostat.comfort_band_c",
+                                     "thermostat.resistance_c_per_kw",
+                                     "thermostat.capacitance_kwh_per_c",
+                                     "thermostat.cop",
+                                     "thermostat.outdoor_mean_c",
+                                     "thermostat.outdoor_swing_c",
+                                     "thermostat.initial_indoor_c",
+                                     "thermostat.horizon_s"});
   if (!s.ok()) return s;
   std::string type;
   Status results[] = {
@@ -166,7 +208,37 @@ Status LoadAgentOptions(const std::string& path, AgentOptions* o) {
       config::Get(t, path, "credentials.key_file", &o->key_file),
       config::Get(t, path, "device", &o->device),
       sunspec::LoadSunSpecOptions(t, path, &o->sunspec),
+      config::Get(t, path, "outbox.store", &o->outbox),
+      config::Get(t, path, "outbox.path", &o->outbox_path),
+      config::Get(t, path, "outbox.max_rows", &o->outbox_max_rows),
+      config::Get(t, path, "outbox.max_bytes", &o->outbox_max_bytes),
+      config::Get(t, path, "outbox.max_age_s", &o->outbox_max_age_s),
+      config::Get(t, path, "ci_load.min_off_s", &o->ci_load.min_off_s),
+      config::Get(t, path, "ci_load.min_on_s", &o->ci_load.min_on_s),
+      config::Get(t, path, "ci_load.block_share", &o->ci_load.block_share),
+      config::Get(t, path, "ci_load.rebound_share", &o->ci_load.rebound_share),
+      config::Get(t, path, "ci_load.rebound_peak_share", &o->ci_load.rebound_peak_share),
+      config::Get(t, path, "thermostat.setpoint_c", &o->thermostat.setpoint_c),
+      config::Get(t, path, "thermostat.comfort_band_c", &o->thermostat.comfort_band_c),
+      config::Get(t, path, "thermostat.resistance_c_per_kw", &o->thermostat.resistance_c_per_kw),
+      config::Get(t, path, "thermostat.capacitance_kwh_per_c",
+                  &o->thermostat.capacitance_kwh_per_c),
+      config::Get(t, path, "thermostat.cop", &o->thermostat.cop),
+      config::Get(t, path, "thermostat.outdoor_mean_c", &o->thermostat.outdoor_mean_c),
+      config::Get(t, path, "thermostat.outdoor_swing_c", &o->thermostat.outdoor_swing_c),
+      config::Get(t, path, "thermostat.initial_indoor_c", &o->thermostat.initial_indoor_c),
+      config::Get(t, path, "thermostat.horizon_s", &o->thermostat.horizon_s),
   };
+  {
+    int64_t blocks = o->ci_load.blocks;
+    Status b = config::Get(t, path, "ci_load.blocks", &blocks);
+    if (!b.ok()) return b;
+    if (blocks < 1 || blocks > 64) {
+      return Status::Error("config_error",
+                           fmt::format("{}: ci_load.blocks {} outside [1, 64]", path, blocks));
+    }
+    o->ci_load.blocks = static_cast<int>(blocks);
+  }
   for (const auto& r : results) {
     if (!r.ok()) return r;
   }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "edge_agent/devices/demand_response.h"
 #include "edge_agent/devices/device.h"
 #include "edge_agent/sunspec/sunspec_options.h"
 
@@ -47,8 +48,21 @@ struct AgentOptions {
   std::string key_file;
   // Where bd_seq and the telemetry sequence survive restarts.
   std::string state_dir = "./var/edge-state";
-  // Telemetry kept while the broker is unreachable, sent later as historical.
+  // Telemetry kept while the broker is unreachable, sent later as historical
+  // (outbox "memory" only).
   int64_t offline_buffer = 1000;
+  // Where telemetry waits until the broker acknowledges it: "sqlite", a file
+  // that survives the agent's restart and a power loss (the default), or
+  // "memory", offline_buffer samples lost on exit (simulators that run
+  // thousands of agents in one process).
+  std::string outbox = "sqlite";
+  // The SQLite outbox file; empty: {state_dir}/{der_id}.outbox.sqlite.
+  std::string outbox_path;
+  // Caps of the SQLite outbox: beyond any of them the oldest samples are
+  // dropped, counted and reported (a warning alarm in the next telemetry).
+  int64_t outbox_max_rows = 100000;         // 27 hours of 1-second telemetry
+  int64_t outbox_max_bytes = 64LL << 20;    // payload bytes (about 70 a sample)
+  int64_t outbox_max_age_s = 7 * 86400;     // by the sample's timestamp
   // Reconnect backoff bounds, wall-clock milliseconds (doubles with jitter).
   int64_t reconnect_min_ms = 500;
   int64_t reconnect_max_ms = 30000;
@@ -57,6 +71,11 @@ struct AgentOptions {
   // the [sunspec] table / --sunspec-* flags).
   std::string device = "simulated";
   sunspec::SunSpecOptions sunspec;
+
+  // The simulated demand-response models (type CI_LOAD, THERMOSTAT):
+  // [ci_load] and [thermostat] in the TOML file.
+  CiLoadOptions ci_load;
+  ThermostatOptions thermostat;
 
   // Ok, or "invalid_value" naming the field and the rule.
   Status Validate() const;

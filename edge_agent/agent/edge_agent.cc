@@ -8,12 +8,17 @@
 
 #include "common/codec.h"
 #include "common/topics.h"
+#include "edge_agent/outbox/sqlite_storage.h"
 
 namespace derms::edge {
 namespace {
 // Responses are few; a long outage should not grow them without bound.
 constexpr size_t kMaxBufferedResponses = 1000;
 constexpr uint32_t kSessionExpiryS = 3600;
+// Outbox records published and not yet acknowledged, at most.
+constexpr size_t kOutboxWindow = 64;
+// A publish unanswered this long is taken as failed and sent again.
+constexpr auto kPublishTimeout = std::chrono::seconds(30);
 }  // namespace
 
 StatusOr<std::unique_ptr<EdgeAgent>> EdgeAgent::Create(const AgentOptions& options,
@@ -23,14 +28,31 @@ StatusOr<std::unique_ptr<EdgeAgent>> EdgeAgent::Create(const AgentOptions& optio
   if (!device) return Status::Error("invalid_value", "no device for der " + options.der_id);
   auto store = StateStore::Open(options.state_dir, options.der_id);
   if (!store.ok()) return store.status();
+  std::unique_ptr<Outbox> outbox;
+  if (options.outbox == "sqlite") {
+    // The state directory exists: StateStore::Open made it.
+    std::string path = options.outbox_path.empty()
+                           ? options.state_dir + "/" + options.der_id + ".outbox.sqlite"
+                           : options.outbox_path;
+    auto storage = SqliteOutboxStorage::Open(path);
+    if (!storage.ok()) return storage.status();
+    outbox = std::make_unique<Outbox>(
+        std::move(storage).value(),
+        OutboxLimits{options.outbox_max_rows, options.outbox_max_bytes, options.outbox_max_age_s});
+    OutboxTotals held = outbox->totals();
+    if (held.rows > 0) {
+      spdlog::info("der '{}': {} samples wait in outbox '{}' from an earlier run", options.der_id,
+                   held.rows, path);
+    }
+  }
   auto client = mqtt::Client::Create(options.broker_uri, "edge-" + options.der_id);
   if (!client.ok()) return client.status();
-  return std::unique_ptr<EdgeAgent>(
-      new EdgeAgent(options, std::move(device), std::move(*store), std::move(client).value()));
+  return std::unique_ptr<EdgeAgent>(new EdgeAgent(options, std::move(device), std::move(*store),
+                                                  std::move(client).value(), std::move(outbox)));
 }
 
 EdgeAgent::EdgeAgent(const AgentOptions& options, std::unique_ptr<Device> device, StateStore store,
-                     std::unique_ptr<mqtt::Client> client)
+                     std::unique_ptr<mqtt::Client> client, std::unique_ptr<Outbox> outbox)
     : options_(options),
       device_(std::move(device)),
       state_store_(std::move(store)),
@@ -41,7 +63,10 @@ EdgeAgent::EdgeAgent(const AgentOptions& options, std::unique_ptr<Device> device
           mqtt::SessionOptions{{topics::DerControl(options.der_id), topics::DerCmd(options.der_id)},
                                options.reconnect_min_ms,
                                options.reconnect_max_ms,
-                               static_cast<uint32_t>(std::hash<std::string>{}(options.der_id))}) {
+                               static_cast<uint32_t>(std::hash<std::string>{}(options.der_id))}),
+      outbox_(std::move(outbox)) {
+  // Drops of earlier runs were counted and reported by them.
+  if (outbox_) dropped_reported_ = dropped_logged_ = outbox_->totals().dropped;
   client_->SetMessageHandler([this](mqtt::Message m) {
     std::lock_guard<std::mutex> lock(inbox_mutex_);
     inbox_.push_back(std::move(m));
@@ -58,17 +83,30 @@ void EdgeAgent::Tick(int64_t now_ms) {
       session_.Step([&](mqtt::ConnectOptions* connect) { return PrepareConnect(now_ms, connect); });
   if (event == mqtt::Session::Event::kOnline) {
     ++counters_.connects;
+    // Whatever was in flight on the last connection is sent again.
+    if (outbox_) {
+      in_flight_.clear();
+      outbox_->ConnectionLost();
+    }
     GoOnline(now_ms);
   }
   HandleInbox(now_ms);
   Respond(Confirm(engine_.Advance(now_ms, device_->Range()), now_ms));
   device_->Step(now_ms, SetpointNow());
-  // Sampling starts with the first session; from then on it never stops, and
-  // what cannot be sent is buffered as historical.
-  if (counters_.connects > 0 && now_ms >= next_telemetry_ms_) {
+  if (outbox_ && !outbox_checked_) {
+    // Samples an earlier run kept may have aged past the cap since.
+    outbox_checked_ = true;
+    Status s = outbox_->Enforce(now_ms);
+    if (!s.ok()) spdlog::error("der '{}': {}", options_.der_id, s.message());
+  }
+  // Sampling starts with the first session (with a SQLite outbox, at once:
+  // what the agent sees before it first reaches the broker is kept too);
+  // from then on it never stops, and what cannot be sent is kept as historical.
+  if ((counters_.connects > 0 || outbox_) && now_ms >= next_telemetry_ms_) {
     SendTelemetry(now_ms);
     next_telemetry_ms_ = now_ms + options_.telemetry_interval_s * 1000;
   }
+  if (outbox_) PumpOutbox(now_ms);
 }
 
 std::optional<double> EdgeAgent::SetpointNow() const {
@@ -261,6 +299,10 @@ void EdgeAgent::SendTelemetry(int64_t now_ms) {
   t.set_available_charge_kw(std::max(0.0, -range.min_kw));
   t.set_baseline_kw(device_->BaselineKw());
   t.set_command_id(engine_.ActiveCommandId());
+  if (outbox_) {
+    KeepInOutbox(t, now_ms);
+    return;
+  }
   if (Send(topics::DerTelemetry(options_.der_id), codec::ToBinary(t),
            static_cast<int>(options_.telemetry_qos), false)) {
     ++counters_.telemetry_sent;
@@ -290,6 +332,126 @@ void EdgeAgent::FlushBuffers() {
   }
 }
 
+void EdgeAgent::KeepInOutbox(derms::v1::Telemetry& t, int64_t now_ms) {
+  if (drop_alarm_due_) {
+    drop_alarm_due_ = false;
+    derms::v1::Alarm* a = t.add_alarms();
+    a->set_code("telemetry_dropped");
+    a->set_severity(derms::v1::WARNING);
+    a->set_message(fmt::format(
+        "{} samples dropped from the edge outbox, oldest first (caps: {} samples, {} bytes, {} s)",
+        dropped_reported_, options_.outbox_max_rows, options_.outbox_max_bytes,
+        options_.outbox_max_age_s));
+  }
+  // Kept before it is published: a sample in flight when the connection or
+  // the process dies is sent again.
+  std::string payload = codec::ToBinary(t);
+  auto id = outbox_->Add(t.seq(), t.timestamp_ms(), payload, now_ms);
+  OutboxTotals totals = outbox_->totals();
+  if (totals.dropped > dropped_reported_) {
+    uint64_t n = totals.dropped - dropped_reported_;
+    counters_.telemetry_dropped += n;
+    dropped_reported_ = totals.dropped;
+    drop_alarm_due_ = true;
+    // One line a minute at most while it goes on: a long outage drops one a sample.
+    auto now = std::chrono::steady_clock::now();
+    if (dropped_logged_ == 0 || now - drop_logged_at_ >= std::chrono::minutes(1)) {
+      spdlog::warn(
+          "der '{}': outbox full, {} oldest samples dropped since the last report ({} since the "
+          "outbox began)",
+          options_.der_id, totals.dropped - dropped_logged_, totals.dropped);
+      dropped_logged_ = totals.dropped;
+      drop_logged_at_ = now;
+    }
+  }
+  if (!id.ok()) {
+    // The disk is failing: the sample still goes out live if it can.
+    if (!outbox_failing_) spdlog::error("der '{}': {}", options_.der_id, id.status().message());
+    outbox_failing_ = true;
+    if (Send(topics::DerTelemetry(options_.der_id), payload,
+             static_cast<int>(options_.telemetry_qos), false)) {
+      ++counters_.telemetry_sent;
+    }
+    return;
+  }
+  if (outbox_failing_) spdlog::info("der '{}': outbox writes work again", options_.der_id);
+  outbox_failing_ = false;
+  // Live even while a backlog drains (the window bounds the backlog only):
+  // the cloud judges silence by live samples.
+  if (session_.online()) {
+    outbox_->MarkInFlight(*id);
+    in_flight_.push_back(InFlight{
+        *id, false,
+        client_->StartPublish(mqtt::Message{topics::DerTelemetry(options_.der_id), payload,
+                                            static_cast<int>(options_.telemetry_qos), false, {}, {}}),
+        std::chrono::steady_clock::now()});
+  } else {
+    ++counters_.telemetry_buffered;
+  }
+}
+
+void EdgeAgent::PollInFlight() {
+  auto now = std::chrono::steady_clock::now();
+  for (auto it = in_flight_.begin(); it != in_flight_.end();) {
+    Status error;
+    auto state = it->pending.Poll(&error);
+    if (state == mqtt::Pending::State::kRunning && now - it->sent < kPublishTimeout) {
+      ++it;
+      continue;
+    }
+    if (state == mqtt::Pending::State::kDone) {
+      outbox_->Acknowledged(it->id);
+      ++counters_.telemetry_sent;
+      if (it->historical) ++counters_.telemetry_historical;
+    } else {
+      spdlog::debug("der '{}': outbox record {} not acknowledged: {}", options_.der_id, it->id,
+                    state == mqtt::Pending::State::kFailed ? error.message() : "timed out");
+      outbox_->Failed(it->id);
+    }
+    it = in_flight_.erase(it);
+  }
+  Status s = outbox_->Commit();
+  if (!s.ok()) spdlog::error("der '{}': {}", options_.der_id, s.message());
+}
+
+void EdgeAgent::PumpOutbox(int64_t now_ms) {
+  (void)now_ms;
+  PollInFlight();
+  if (!session_.online()) {
+    // The connection is gone: nothing in flight will be answered.
+    if (!in_flight_.empty() || outbox_->in_flight() > 0) {
+      in_flight_.clear();
+      outbox_->ConnectionLost();
+    }
+    return;
+  }
+  if (in_flight_.size() >= kOutboxWindow) return;
+  auto next = outbox_->TakeNext(kOutboxWindow - in_flight_.size());
+  if (!next.ok()) {
+    spdlog::error("der '{}': {}", options_.der_id, next.status().message());
+    return;
+  }
+  for (const OutboxRecord& r : *next) {
+    derms::v1::Telemetry t;
+    if (!t.ParseFromString(r.payload)) {
+      // Cannot happen unless the file was damaged: nothing to send, so it goes.
+      spdlog::error("der '{}': outbox record {} (seq {}) is not a telemetry message; removed",
+                    options_.der_id, r.id, r.seq);
+      outbox_->Acknowledged(r.id);
+      continue;
+    }
+    bool was_live = !t.is_historical();
+    t.set_is_historical(true);
+    // Historical telemetry goes at QoS 1 whatever the live QoS: it was kept to arrive.
+    in_flight_.push_back(InFlight{
+        r.id, true,
+        client_->StartPublish(mqtt::Message{topics::DerTelemetry(options_.der_id),
+                                            was_live ? codec::ToBinary(t) : r.payload, 1, false,
+                                            {}, {}}),
+        std::chrono::steady_clock::now()});
+  }
+}
+
 void EdgeAgent::Shutdown(int64_t now_ms) {
   if (session_.online()) {
     Status ignored =
@@ -302,6 +464,9 @@ void EdgeAgent::Shutdown(int64_t now_ms) {
                                 std::chrono::milliseconds(2000));
     (void)ignored;  // shutting down either way; the will covers a failed publish
   }
+  // The status went after them: what the broker acknowledged leaves the
+  // outbox; the rest waits for the next run.
+  if (outbox_) PollInFlight();
   client_->Disconnect();
 }
 

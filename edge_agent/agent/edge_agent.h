@@ -20,6 +20,7 @@
 #include "edge_agent/agent/state_store.h"
 #include "edge_agent/control/control_engine.h"
 #include "edge_agent/devices/device.h"
+#include "edge_agent/outbox/outbox.h"
 
 namespace derms::edge {
 
@@ -28,7 +29,8 @@ struct AgentCounters {
   std::atomic<uint64_t> connects{0};
   std::atomic<uint64_t> telemetry_sent{0};
   std::atomic<uint64_t> telemetry_buffered{0};
-  std::atomic<uint64_t> telemetry_dropped{0};  // buffer full while offline
+  std::atomic<uint64_t> telemetry_dropped{0};  // buffer full while offline (outbox caps)
+  std::atomic<uint64_t> telemetry_historical{0};  // acknowledged from the outbox as historical
   std::atomic<uint64_t> controls_received{0};
   std::atomic<uint64_t> responses_sent{0};
   std::atomic<uint64_t> bad_messages{0};
@@ -54,7 +56,7 @@ class EdgeAgent {
 
  private:
   EdgeAgent(const AgentOptions& options, std::unique_ptr<Device> device, StateStore store,
-            std::unique_ptr<mqtt::Client> client);
+            std::unique_ptr<mqtt::Client> client, std::unique_ptr<Outbox> outbox);
   Status PrepareConnect(int64_t now_ms, mqtt::ConnectOptions* connect);
   void GoOnline(int64_t now_ms);
   void HandleInbox(int64_t now_ms);
@@ -66,6 +68,11 @@ class EdgeAgent {
   ControlEngine::Responses Confirm(ControlEngine::Responses responses, int64_t now_ms);
   void SendTelemetry(int64_t now_ms);
   void FlushBuffers();
+  // SQLite outbox: collects acknowledgements, removes what was acknowledged,
+  // and publishes the oldest unsent records as historical while online.
+  void PumpOutbox(int64_t now_ms);
+  void PollInFlight();
+  void KeepInOutbox(derms::v1::Telemetry& t, int64_t now_ms);
   bool Send(const std::string& topic, const std::string& payload, int qos, bool retained);
   std::optional<double> SetpointNow() const;
   derms::v1::DerStatus StatusMessage(bool online, int64_t now_ms) const;
@@ -84,7 +91,23 @@ class EdgeAgent {
   std::mutex inbox_mutex_;
   std::vector<mqtt::Message> inbox_;  // GUARDED_BY(inbox_mutex_)
 
-  // Kept while offline, sent after the next birth.
+  // Outbox "sqlite": every sample is kept here until acknowledged.
+  std::unique_ptr<Outbox> outbox_;
+  struct InFlight {
+    int64_t id;
+    bool historical;
+    mqtt::Pending pending;
+    std::chrono::steady_clock::time_point sent;
+  };
+  std::deque<InFlight> in_flight_;  // publishes of outbox records not yet answered
+  uint64_t dropped_reported_ = 0;   // outbox drops already counted and alarmed
+  bool drop_alarm_due_ = false;     // the next sample carries a telemetry_dropped alarm
+  uint64_t dropped_logged_ = 0;     // outbox drops already logged
+  std::chrono::steady_clock::time_point drop_logged_at_{};
+  bool outbox_failing_ = false;     // last outbox write failed (logged once per episode)
+  bool outbox_checked_ = false;     // age cap applied at the first tick
+
+  // Outbox "memory": kept while offline, sent after the next birth.
   std::deque<derms::v1::Telemetry> telemetry_buffer_;
   std::deque<derms::v1::ControlResponse> response_buffer_;
 };

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <random>
 
+#include "edge_agent/devices/demand_response.h"
+
 namespace derms::edge {
 namespace {
 
@@ -244,6 +246,10 @@ std::unique_ptr<Device> MakeSimulatedDevice(const Nameplate& n, uint64_t seed, i
       return std::make_unique<FlexibleLoad>(n, seed, start_ms);
     case derms::v1::GENERATOR:
       return std::make_unique<Generator>(n, seed, start_ms);
+    case derms::v1::CI_LOAD:
+      return MakeCiLoad(n, CiLoadOptions{}, start_ms);
+    case derms::v1::THERMOSTAT:
+      return MakeThermostat(n, ThermostatOptions{}, start_ms);
     default:
       return nullptr;
   }

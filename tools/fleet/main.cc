@@ -232,6 +232,7 @@ int main(int argc, char** argv) {
     o.telemetry_interval_s = telemetry_interval_s;
     o.telemetry_qos = telemetry_qos;
     o.state_dir = state_dir;
+    o.outbox = "memory";  // thousands of agents in one process: no SQLite file each
     o.username = username;
     o.password = password;
     if (!credentials_path.empty()) {

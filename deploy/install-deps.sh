@@ -13,7 +13,7 @@ PACKAGES=(
   catch2
   libglpk-dev
   python3-scipy
-  libmodbus-dev
+  libmodbus-dev python3-pymodbus
 )
 
 missing=()

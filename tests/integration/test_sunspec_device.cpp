@@ -2,10 +2,18 @@
 // the inverter (tests/support/sunspec_simulator.h): discovery, scale
 // factors, controls written and read back, refused and unconfirmed writes,
 // timeouts, a lost connection and its recovery, a hardware fault.
+#include <arpa/inet.h>
 #include <modbus.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "edge_agent/sunspec/sunspec_device.h"
@@ -297,3 +305,57 @@ TEST_CASE("a write that times out fails the control and reconnects", "[sunspec]"
   CHECK(rig.device.readable());
   CHECK(sim.RawAt(123, "WMaxLim_Ena") == 0);
 }
+
+#ifdef DERMS_PYMODBUS_SERVER
+// A second Modbus TCP server, written independently (python3-pymodbus), so
+// the adapter is not only checked against libmodbus talking to itself.
+TEST_CASE("the adapter works against an independent pymodbus SunSpec server", "[sunspec]") {
+  int probe = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  REQUIRE(::bind(probe, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  ::getsockname(probe, reinterpret_cast<sockaddr*>(&addr), &len);
+  int port = ntohs(addr.sin_port);
+  ::close(probe);
+  std::string port_arg = std::to_string(port);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::execl("/usr/bin/python3", "python3", DERMS_PYMODBUS_SERVER, port_arg.c_str(), nullptr);
+    std::_Exit(127);
+  }
+  struct Reap {
+    pid_t pid;
+    ~Reap() {
+      ::kill(pid, SIGTERM);
+      ::waitpid(pid, nullptr, 0);
+    }
+  } reap{pid};
+
+  SunSpecOptions o;
+  o.port = port;
+  o.timeout_ms = 1000;
+  o.reconnect_min_ms = 100;
+  o.reconnect_max_ms = 200;
+  Rig rig(o, PvNameplate());
+  int64_t t = 0;
+  // The interpreter takes a moment to listen: the adapter retries meanwhile.
+  for (; t < 20000 && !rig.device.readable(); t += 100) {
+    rig.Step(t, std::nullopt);
+    if (!rig.device.readable()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  REQUIRE(rig.device.readable());
+  std::vector<uint16_t> ids;
+  for (const auto& h : rig.device.discovered()) ids.push_back(h.id);
+  CHECK(ids == std::vector<uint16_t>{1, 103, 121, 123});
+  derms::edge::Reading r = rig.device.Read();
+  CHECK(r.active_power_kw == Approx(3.457));
+  CHECK(r.voltage_v == Approx(230));
+  CHECK(r.frequency_hz == Approx(50.0));
+  CHECK(rig.device.ratings().max_export_kw == Approx(6.0));
+  REQUIRE(rig.Apply(t, 3.0).ok());  // 50 % of 6 kW, confirmed by read-back
+  derms::Status s = rig.Apply(t + 10, std::nullopt);
+  CHECK(s.ok());
+}
+#endif

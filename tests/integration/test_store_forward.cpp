@@ -226,15 +226,19 @@ TEST_CASE(
   // with the broker away (kept before it first connected) until it stopped.
   // (A run's seqs are consecutive, so a lost sample shows as a gap in seq;
   // a wide gap in time means the agent stopped sampling. Generous: at 20x, a
-  // 100 ms stall of a busy machine is 2 simulated seconds.)
+  // 1 s stall of a busy machine (an fsync behind other writers) is 20
+  // simulated seconds; a run that stopped sampling leaves minutes.)
   auto widest_gap_ms = [](const std::vector<Row>& run) {
     int64_t widest = 0;
     for (size_t i = 1; i < run.size(); ++i)
       widest = std::max(widest, run[i].timestamp_ms - run[i - 1].timestamp_ms);
     return widest;
   };
-  CHECK(widest_gap_ms(run1) <= 20'000);
-  CHECK(widest_gap_ms(run2) <= 20'000);
+  WARN("widest gap between samples, simulated ms: first run " << widest_gap_ms(run1)
+                                                                << ", second run "
+                                                                << widest_gap_ms(run2));
+  CHECK(widest_gap_ms(run1) <= 60'000);
+  CHECK(widest_gap_ms(run2) <= 60'000);
   CHECK(run1.back().timestamp_ms >= killed_ms - 2500);
   CHECK(run2.front().timestamp_ms <= restarted_ms + 2500);
   // The outage's samples arrived late, and said so.

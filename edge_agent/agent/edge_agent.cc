@@ -351,11 +351,15 @@ void EdgeAgent::KeepInOutbox(derms::v1::Telemetry& t, int64_t now_ms) {
   // the cloud judges silence by live samples.
   if (session_.online()) {
     outbox_->MarkInFlight(*id);
-    in_flight_.push_back(InFlight{
-        *id, false,
-        client_->StartPublish(mqtt::Message{topics::DerTelemetry(options_.der_id), payload,
-                                            static_cast<int>(options_.telemetry_qos), false, {}, {}}),
-        std::chrono::steady_clock::now()});
+    in_flight_.push_back(
+        InFlight{*id, false,
+                 client_->StartPublish(mqtt::Message{topics::DerTelemetry(options_.der_id),
+                                                     payload,
+                                                     static_cast<int>(options_.telemetry_qos),
+                                                     false,
+                                                     {},
+                                                     {}}),
+                 std::chrono::steady_clock::now()});
   } else {
     ++counters_.telemetry_buffered;
   }
@@ -414,12 +418,15 @@ void EdgeAgent::PumpOutbox(int64_t now_ms) {
     bool was_live = !t.is_historical();
     t.set_is_historical(true);
     // Historical telemetry goes at QoS 1 whatever the live QoS: it was kept to arrive.
-    in_flight_.push_back(InFlight{
-        r.id, true,
-        client_->StartPublish(mqtt::Message{topics::DerTelemetry(options_.der_id),
-                                            was_live ? codec::ToBinary(t) : r.payload, 1, false,
-                                            {}, {}}),
-        std::chrono::steady_clock::now()});
+    in_flight_.push_back(
+        InFlight{r.id, true,
+                 client_->StartPublish(mqtt::Message{topics::DerTelemetry(options_.der_id),
+                                                     was_live ? codec::ToBinary(t) : r.payload,
+                                                     1,
+                                                     false,
+                                                     {},
+                                                     {}}),
+                 std::chrono::steady_clock::now()});
   }
 }
 

@@ -310,7 +310,8 @@ void EdgeAgent::KeepInOutbox(derms::v1::Telemetry& t, int64_t now_ms) {
     a->set_code("telemetry_dropped");
     a->set_severity(derms::v1::WARNING);
     a->set_message(fmt::format(
-        "{} samples dropped from the edge outbox, oldest first (caps: {} samples, {} bytes, {} s)",
+        "{} samples dropped from the edge outbox so far, oldest first (caps: {} samples, {} "
+        "bytes, {} s)",
         dropped_reported_, options_.outbox_max_rows, options_.outbox_max_bytes,
         options_.outbox_max_age_s));
   }

@@ -36,7 +36,8 @@ int main(int argc, char** argv) {
   derms::CliOverrides o(&app);
   o.Add("--broker", &options.broker_uri, "MQTT broker URI, e.g. tcp://127.0.0.1:1883");
   o.Add("--der-id", &options.der_id, "this DER's id, [A-Za-z0-9_-]{1,64}");
-  app.add_option("--type", type_name, "BATTERY, PV, EV_CHARGER, FLEXIBLE_LOAD, WIND, GENERATOR, CI_LOAD or THERMOSTAT");
+  app.add_option("--type", type_name,
+                 "BATTERY, PV, EV_CHARGER, FLEXIBLE_LOAD, WIND, GENERATOR, CI_LOAD or THERMOSTAT");
   o.Add("--substation", &options.substation_id, "substation the DER is dispatched under");
   o.Add("--feeder", &options.feeder_id, "feeder id (optional)");
   o.Add("--feeder-node", &options.feeder_node,

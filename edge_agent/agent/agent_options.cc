@@ -99,7 +99,8 @@ Status AgentOptions::Validate() const {
   }
   if (nameplate.type == derms::v1::CI_LOAD || nameplate.type == derms::v1::THERMOSTAT) {
     if (nameplate.max_charge_kw <= 0) {
-      return Invalid("max_charge_kw must be > 0 for a CI_LOAD or THERMOSTAT: it is the most it draws");
+      return Invalid(
+          "max_charge_kw must be > 0 for a CI_LOAD or THERMOSTAT: it is the most it draws");
     }
     Status s = nameplate.type == derms::v1::CI_LOAD ? ci_load.Validate() : thermostat.Validate();
     if (!s.ok()) return s;

@@ -60,9 +60,9 @@ struct AgentOptions {
   std::string outbox_path;
   // Caps of the SQLite outbox: beyond any of them the oldest samples are
   // dropped, counted and reported (a warning alarm in the next telemetry).
-  int64_t outbox_max_rows = 100000;         // 27 hours of 1-second telemetry
-  int64_t outbox_max_bytes = 64LL << 20;    // payload bytes (about 70 a sample)
-  int64_t outbox_max_age_s = 7 * 86400;     // by the sample's timestamp
+  int64_t outbox_max_rows = 100000;       // 27 hours of 1-second telemetry
+  int64_t outbox_max_bytes = 64LL << 20;  // payload bytes (about 70 a sample)
+  int64_t outbox_max_age_s = 7 * 86400;   // by the sample's timestamp
   // Reconnect backoff bounds, wall-clock milliseconds (doubles with jitter).
   int64_t reconnect_min_ms = 500;
   int64_t reconnect_max_ms = 30000;

@@ -339,7 +339,8 @@ void EdgeAgent::KeepInOutbox(derms::v1::Telemetry& t, int64_t now_ms) {
     a->set_code("telemetry_dropped");
     a->set_severity(derms::v1::WARNING);
     a->set_message(fmt::format(
-        "{} samples dropped from the edge outbox, oldest first (caps: {} samples, {} bytes, {} s)",
+        "{} samples dropped from the edge outbox so far, oldest first (caps: {} samples, {} "
+        "bytes, {} s)",
         dropped_reported_, options_.outbox_max_rows, options_.outbox_max_bytes,
         options_.outbox_max_age_s));
   }
@@ -380,11 +381,15 @@ void EdgeAgent::KeepInOutbox(derms::v1::Telemetry& t, int64_t now_ms) {
   // the cloud judges silence by live samples.
   if (session_.online()) {
     outbox_->MarkInFlight(*id);
-    in_flight_.push_back(InFlight{
-        *id, false,
-        client_->StartPublish(mqtt::Message{topics::DerTelemetry(options_.der_id), payload,
-                                            static_cast<int>(options_.telemetry_qos), false, {}, {}}),
-        std::chrono::steady_clock::now()});
+    in_flight_.push_back(
+        InFlight{*id, false,
+                 client_->StartPublish(mqtt::Message{topics::DerTelemetry(options_.der_id),
+                                                     payload,
+                                                     static_cast<int>(options_.telemetry_qos),
+                                                     false,
+                                                     {},
+                                                     {}}),
+                 std::chrono::steady_clock::now()});
   } else {
     ++counters_.telemetry_buffered;
   }
@@ -443,12 +448,15 @@ void EdgeAgent::PumpOutbox(int64_t now_ms) {
     bool was_live = !t.is_historical();
     t.set_is_historical(true);
     // Historical telemetry goes at QoS 1 whatever the live QoS: it was kept to arrive.
-    in_flight_.push_back(InFlight{
-        r.id, true,
-        client_->StartPublish(mqtt::Message{topics::DerTelemetry(options_.der_id),
-                                            was_live ? codec::ToBinary(t) : r.payload, 1, false,
-                                            {}, {}}),
-        std::chrono::steady_clock::now()});
+    in_flight_.push_back(
+        InFlight{r.id, true,
+                 client_->StartPublish(mqtt::Message{topics::DerTelemetry(options_.der_id),
+                                                     was_live ? codec::ToBinary(t) : r.payload,
+                                                     1,
+                                                     false,
+                                                     {},
+                                                     {}}),
+                 std::chrono::steady_clock::now()});
   }
 }
 

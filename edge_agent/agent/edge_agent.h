@@ -29,7 +29,7 @@ struct AgentCounters {
   std::atomic<uint64_t> connects{0};
   std::atomic<uint64_t> telemetry_sent{0};
   std::atomic<uint64_t> telemetry_buffered{0};
-  std::atomic<uint64_t> telemetry_dropped{0};  // buffer full while offline (outbox caps)
+  std::atomic<uint64_t> telemetry_dropped{0};     // buffer full while offline (outbox caps)
   std::atomic<uint64_t> telemetry_historical{0};  // acknowledged from the outbox as historical
   std::atomic<uint64_t> controls_received{0};
   std::atomic<uint64_t> responses_sent{0};
@@ -104,8 +104,8 @@ class EdgeAgent {
   bool drop_alarm_due_ = false;     // the next sample carries a telemetry_dropped alarm
   uint64_t dropped_logged_ = 0;     // outbox drops already logged
   std::chrono::steady_clock::time_point drop_logged_at_{};
-  bool outbox_failing_ = false;     // last outbox write failed (logged once per episode)
-  bool outbox_checked_ = false;     // age cap applied at the first tick
+  bool outbox_failing_ = false;  // last outbox write failed (logged once per episode)
+  bool outbox_checked_ = false;  // age cap applied at the first tick
 
   // Outbox "memory": kept while offline, sent after the next birth.
   std::deque<derms::v1::Telemetry> telemetry_buffer_;

@@ -1,6 +1,8 @@
 #include "edge_agent/agent/state_store.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -43,15 +45,26 @@ StateStore::StateStore(std::string path, uint64_t bd_seq, uint64_t seq_reserved)
 
 Status StateStore::Save() const {
   std::string tmp = path_ + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << "bd_seq " << bd_seq_ << " seq_reserved " << seq_reserved_ << "\n";
-    if (!out.flush()) {
-      return Status::Error("state_error", fmt::format("state file '{}' cannot be written", tmp));
-    }
+  std::string text = fmt::format("bd_seq {} seq_reserved {}\n", bd_seq_, seq_reserved_);
+  // On disk before it is used (fsync of the file, then of the directory after
+  // the rename): after a power cut, seq must not go back below numbers already
+  // sent, or the cloud would take new samples for ones it has stored.
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  bool written = fd >= 0 &&
+                 ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
+                 ::fsync(fd) == 0;
+  if (fd >= 0) ::close(fd);
+  if (!written) {
+    return Status::Error("state_error", fmt::format("state file '{}' cannot be written", tmp));
   }
   if (std::rename(tmp.c_str(), path_.c_str()) != 0) {
     return Status::Error("state_error", fmt::format("state file '{}' cannot be replaced", path_));
+  }
+  std::string dir = std::filesystem::path(path_).parent_path().string();
+  int dir_fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (dir_fd >= 0) {
+    ::fsync(dir_fd);
+    ::close(dir_fd);
   }
   return Status::Ok();
 }

@@ -106,8 +106,8 @@ class CiLoad : public Device {
     return deferred_kwh_ > 0 ? o_.rebound_peak_share * (o_.blocks - off_locked) * block_kw_ : 0.0;
   }
   int BlocksOn() const {
-    return static_cast<int>(std::count_if(blocks_.begin(), blocks_.end(),
-                                          [](const Block& b) { return b.on; }));
+    return static_cast<int>(
+        std::count_if(blocks_.begin(), blocks_.end(), [](const Block& b) { return b.on; }));
   }
   // Blocks that may not be switched now: on within min_on_s, off within min_off_s.
   void Count(int* on_locked, int* off_locked) const {
@@ -248,7 +248,8 @@ class Thermostat : public Device {
 }  // namespace
 
 Status CiLoadOptions::Validate() const {
-  if (blocks < 1 || blocks > 64) return Invalid(fmt::format("ci_load.blocks {} outside [1, 64]", blocks));
+  if (blocks < 1 || blocks > 64)
+    return Invalid(fmt::format("ci_load.blocks {} outside [1, 64]", blocks));
   Status s = InRange("ci_load.block_share", block_share, 0.001, 1.0);
   if (!s.ok()) return s;
   if (blocks * block_share > 1.0 + 1e-9) {
@@ -265,16 +266,15 @@ Status CiLoadOptions::Validate() const {
 }
 
 Status ThermostatOptions::Validate() const {
-  for (auto [field, v, lo, hi] : {std::tuple<const char*, double, double, double>{
-                                      "thermostat.setpoint_c", setpoint_c, 5, 35},
-                                  {"thermostat.comfort_band_c", comfort_band_c, 0.2, 10},
-                                  {"thermostat.resistance_c_per_kw", resistance_c_per_kw, 0.01, 100},
-                                  {"thermostat.capacitance_kwh_per_c", capacitance_kwh_per_c, 0.01,
-                                   1000},
-                                  {"thermostat.cop", cop, 1, 10},
-                                  {"thermostat.outdoor_mean_c", outdoor_mean_c, -40, 55},
-                                  {"thermostat.outdoor_swing_c", outdoor_swing_c, 0, 30},
-                                  {"thermostat.horizon_s", horizon_s, 1, 3600}}) {
+  for (auto [field, v, lo, hi] :
+       {std::tuple<const char*, double, double, double>{"thermostat.setpoint_c", setpoint_c, 5, 35},
+        {"thermostat.comfort_band_c", comfort_band_c, 0.2, 10},
+        {"thermostat.resistance_c_per_kw", resistance_c_per_kw, 0.01, 100},
+        {"thermostat.capacitance_kwh_per_c", capacitance_kwh_per_c, 0.01, 1000},
+        {"thermostat.cop", cop, 1, 10},
+        {"thermostat.outdoor_mean_c", outdoor_mean_c, -40, 55},
+        {"thermostat.outdoor_swing_c", outdoor_swing_c, 0, 30},
+        {"thermostat.horizon_s", horizon_s, 1, 3600}}) {
     Status s = InRange(field, v, lo, hi);
     if (!s.ok()) return s;
   }
@@ -291,8 +291,8 @@ std::unique_ptr<Device> MakeCiLoad(const Nameplate& nameplate, const CiLoadOptio
   return std::make_unique<CiLoad>(nameplate, options, start_ms);
 }
 
-std::unique_ptr<Device> MakeThermostat(const Nameplate& nameplate,
-                                       const ThermostatOptions& options, int64_t start_ms) {
+std::unique_ptr<Device> MakeThermostat(const Nameplate& nameplate, const ThermostatOptions& options,
+                                       int64_t start_ms) {
   return std::make_unique<Thermostat>(nameplate, options, start_ms);
 }
 

@@ -68,16 +68,16 @@ struct ThermostatOptions {
 // The C&I load's state, for tests and the README.
 struct CiLoadState {
   int blocks_on = 0;
-  double base_kw = 0;      // >= 0, drawn
-  double rebound_kw = 0;   // >= 0, drawn above demand while catching up
-  double deferred_kwh = 0; // work still to catch up
+  double base_kw = 0;       // >= 0, drawn
+  double rebound_kw = 0;    // >= 0, drawn above demand while catching up
+  double deferred_kwh = 0;  // work still to catch up
 };
 
 // REQUIRES: options.Validate().ok(), nameplate.max_charge_kw > 0.
 std::unique_ptr<Device> MakeCiLoad(const Nameplate& nameplate, const CiLoadOptions& options,
                                    int64_t start_ms);
-std::unique_ptr<Device> MakeThermostat(const Nameplate& nameplate,
-                                       const ThermostatOptions& options, int64_t start_ms);
+std::unique_ptr<Device> MakeThermostat(const Nameplate& nameplate, const ThermostatOptions& options,
+                                       int64_t start_ms);
 
 // Reads the model's state out of a device made by the functions above
 // (nullopt for any other device).

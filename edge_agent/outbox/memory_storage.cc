@@ -13,8 +13,7 @@ StatusOr<int64_t> MemoryOutboxStorage::Append(uint64_t seq, int64_t timestamp_ms
   return next_id_++;
 }
 
-StatusOr<std::vector<OutboxRecord>> MemoryOutboxStorage::ReadAfter(int64_t after_id,
-                                                                   size_t limit) {
+StatusOr<std::vector<OutboxRecord>> MemoryOutboxStorage::ReadAfter(int64_t after_id, size_t limit) {
   auto it = std::upper_bound(records_.begin(), records_.end(), after_id,
                              [](int64_t id, const OutboxRecord& r) { return id < r.id; });
   std::vector<OutboxRecord> out;

@@ -29,8 +29,8 @@ struct Reset {
 
 StatusOr<std::unique_ptr<SqliteOutboxStorage>> SqliteOutboxStorage::Open(const std::string& path) {
   std::unique_ptr<SqliteOutboxStorage> s(new SqliteOutboxStorage(path));
-  if (sqlite3_open_v2(path.c_str(), &s->db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
-                      nullptr) != SQLITE_OK) {
+  if (sqlite3_open_v2(path.c_str(), &s->db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
+      SQLITE_OK) {
     return s->Error("cannot be opened");
   }
   // Exclusive: no other process may use the file while this one holds it
@@ -125,8 +125,7 @@ StatusOr<int64_t> SqliteOutboxStorage::Append(uint64_t seq, int64_t timestamp_ms
   return static_cast<int64_t>(sqlite3_last_insert_rowid(db_));
 }
 
-StatusOr<std::vector<OutboxRecord>> SqliteOutboxStorage::ReadAfter(int64_t after_id,
-                                                                   size_t limit) {
+StatusOr<std::vector<OutboxRecord>> SqliteOutboxStorage::ReadAfter(int64_t after_id, size_t limit) {
   Reset reset{read_after_};
   sqlite3_bind_int64(read_after_, 1, after_id);
   sqlite3_bind_int64(read_after_, 2, static_cast<sqlite3_int64>(limit));

@@ -95,8 +95,7 @@ std::vector<Row> Rows(AggregatorThread& agg, const std::string& der_id) {
   REQUIRE(agg->FlushStore().ok());
   std::vector<Row> rows;
   sqlite3* db = nullptr;
-  REQUIRE(sqlite3_open_v2(agg->db_path().c_str(), &db, SQLITE_OPEN_READONLY, nullptr) ==
-          SQLITE_OK);
+  REQUIRE(sqlite3_open_v2(agg->db_path().c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
   sqlite3_busy_timeout(db, 5000);
   sqlite3_stmt* q = nullptr;
   REQUIRE(sqlite3_prepare_v2(db,
@@ -177,7 +176,8 @@ TEST_CASE(
   // back, is stored and nothing is missing; the timeout only bounds a failure.
   auto split = [&](const std::vector<Row>& rows) {
     std::pair<std::vector<Row>, std::vector<Row>> runs;
-    for (const auto& r : rows) (r.timestamp_ms < restarted_ms ? runs.first : runs.second).push_back(r);
+    for (const auto& r : rows)
+      (r.timestamp_ms < restarted_ms ? runs.first : runs.second).push_back(r);
     return runs;
   };
   WaitFor(
@@ -194,8 +194,8 @@ TEST_CASE(
   REQUIRE(!run1.empty());
   REQUIRE(!run2.empty());
 
-  uint64_t expected = (run1.back().seq - run1.front().seq + 1) +
-                      (run2.back().seq - run2.front().seq + 1);
+  uint64_t expected =
+      (run1.back().seq - run1.front().seq + 1) + (run2.back().seq - run2.front().seq + 1);
   uint64_t historical = 0;
   for (const auto& r : rows) historical += r.historical ? 1 : 0;
   std::set<uint64_t> distinct;
@@ -226,15 +226,18 @@ TEST_CASE(
   // with the broker away (kept before it first connected) until it stopped.
   // (A run's seqs are consecutive, so a lost sample shows as a gap in seq;
   // a wide gap in time means the agent stopped sampling. Generous: at 20x, a
-  // 100 ms stall of a busy machine is 2 simulated seconds.)
+  // 1 s stall of a busy machine (an fsync behind other writers) is 20
+  // simulated seconds; a run that stopped sampling leaves minutes.)
   auto widest_gap_ms = [](const std::vector<Row>& run) {
     int64_t widest = 0;
     for (size_t i = 1; i < run.size(); ++i)
       widest = std::max(widest, run[i].timestamp_ms - run[i - 1].timestamp_ms);
     return widest;
   };
-  CHECK(widest_gap_ms(run1) <= 20'000);
-  CHECK(widest_gap_ms(run2) <= 20'000);
+  WARN("widest gap between samples, simulated ms: first run "
+       << widest_gap_ms(run1) << ", second run " << widest_gap_ms(run2));
+  CHECK(widest_gap_ms(run1) <= 60'000);
+  CHECK(widest_gap_ms(run2) <= 60'000);
   CHECK(run1.back().timestamp_ms >= killed_ms - 2500);
   CHECK(run2.front().timestamp_ms <= restarted_ms + 2500);
   // The outage's samples arrived late, and said so.
@@ -294,7 +297,8 @@ TEST_CASE("a full outbox drops its oldest samples, counts them and says so in te
   std::regex count_re("telemetry_dropped: ([0-9]+) samples dropped");
   for (const auto& a : alarms) {
     std::smatch m;
-    if (std::regex_search(a, m, count_re)) reported = std::max<uint64_t>(reported, std::stoull(m[1]));
+    if (std::regex_search(a, m, count_re))
+      reported = std::max<uint64_t>(reported, std::stoull(m[1]));
   }
   INFO("missing " << missing << ", reported dropped " << reported);
   CHECK(missing >= 50);
@@ -313,11 +317,25 @@ TEST_CASE("a C&I load and a thermostat are born, stored and controlled like any 
   TempDir dir;
   AggregatorThread agg(AggregatorOptionsFor(broker->uri(), dir));
   auto agent = [&](const std::string& der_id, const char* type, const char* max_charge_kw) {
-    std::vector<std::string> args = {"derms-edge-agent", "--broker", broker->uri(), "--der-id",
-                                     der_id, "--type", type, "--substation", "sub-dr",
-                                     "--max-charge-kw", max_charge_kw, "--max-discharge-kw", "0",
-                                     "--telemetry-interval-s", "1", "--state-dir",
-                                     dir / "state", "--log-level", "warn"};
+    std::vector<std::string> args = {"derms-edge-agent",
+                                     "--broker",
+                                     broker->uri(),
+                                     "--der-id",
+                                     der_id,
+                                     "--type",
+                                     type,
+                                     "--substation",
+                                     "sub-dr",
+                                     "--max-charge-kw",
+                                     max_charge_kw,
+                                     "--max-discharge-kw",
+                                     "0",
+                                     "--telemetry-interval-s",
+                                     "1",
+                                     "--state-dir",
+                                     dir / "state",
+                                     "--log-level",
+                                     "warn"};
     pid_t pid = ::fork();
     if (pid == 0) {
       std::vector<char*> argv;

@@ -42,6 +42,8 @@ const std::map<std::string, TypeSpec> kTypes = {
     {"flexible_load", {"load", derms::v1::FLEXIBLE_LOAD, 0, 6, 0}},
     {"wind", {"wind", derms::v1::WIND, 50, 0, 0}},
     {"generator", {"gen", derms::v1::GENERATOR, 30, 0, 0}},
+    {"ci_load", {"ci", derms::v1::CI_LOAD, 0, 200, 0}},
+    {"thermostat", {"hvac", derms::v1::THERMOSTAT, 0, 4, 0}},
 };
 
 std::vector<std::string> SplitCommas(const std::string& s) {
@@ -63,7 +65,7 @@ StatusOr<std::vector<std::pair<std::string, int>>> ParseMix(const std::string& m
     if (!kTypes.count(name)) {
       return Status::Error("invalid_value",
                            fmt::format("--mix: type '{}' is not one of battery, pv, ev_charger, "
-                                       "flexible_load, wind, generator",
+                                       "flexible_load, wind, generator, ci_load, thermostat",
                                        name));
     }
     int weight = 1;
@@ -158,7 +160,7 @@ int main(int argc, char** argv) {
   app.add_option("--substations", substations, "comma-separated substation ids, round robin");
   app.add_option("--mix", mix,
                  "type weights, e.g. battery=40,pv=25,ev_charger=15,"
-                 "flexible_load=10,wind=10,generator=0");
+                 "flexible_load=10,wind=10,generator=0 (also ci_load, thermostat)");
   app.add_option("--telemetry-interval-s", telemetry_interval_s,
                  "seconds between telemetry messages of each DER (simulated time), default 60")
       ->check(CLI::Range(int64_t{1}, int64_t{86400}));

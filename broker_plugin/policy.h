@@ -34,8 +34,8 @@ struct Identity {
 };
 
 // The identity of an authenticated `username`; nullptr or empty is
-// anonymous, with options.anonymous_role (named "anonymous") or none. A name in no role list is a DER when it is a valid
-// identifier; otherwise nullopt.
+// anonymous, with options.anonymous_role (named "anonymous") or none. A name in no role list is a
+// DER when it is a valid identifier; otherwise nullopt.
 std::optional<Identity> IdentityOf(const char* username, const PluginOptions& options);
 
 enum class Access { kRead, kWrite, kSubscribe, kUnsubscribe };

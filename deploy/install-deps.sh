@@ -13,6 +13,7 @@ PACKAGES=(
   catch2
   libglpk-dev
   python3-scipy
+  mosquitto-dev libssl-dev openssl clang
 )
 
 missing=()

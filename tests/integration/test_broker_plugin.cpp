@@ -292,7 +292,8 @@ TEST_CASE("a flooding DER is held to its rate while another DER is served in ful
   REQUIRE(a.Publish("derms/v1/der/der-a/birth", codec::ToBinary(BirthOf("der-a", 1))).ok());
 
   constexpr int kFlood = 3000;
-  constexpr int kQuiet = 10;
+  // Within its own rate whatever the flood's pace: the burst of 10 covers them.
+  constexpr int kQuiet = 5;
   auto started = std::chrono::steady_clock::now();
   for (int i = 1; i <= kFlood; ++i) {
     (void)flood.Publish("derms/v1/der/der-flood/telemetry",

@@ -24,7 +24,7 @@ std::string_view Rule(const char* user, Access access, std::string_view topic) {
 
 }  // namespace
 
-TEST_CASE("user names map to roles; anything else valid is a DER", "[policy]") {
+TEST_CASE("user names map to roles, and any other valid one is a DER", "[policy]") {
   PluginOptions o = Roles();
   CHECK(IdentityOf("agg", o)->role == Role::kAggregator);
   CHECK(IdentityOf("ops", o)->role == Role::kOperator);

@@ -198,7 +198,7 @@ TEST_CASE("a DER can neither publish as another DER nor read its controls, every
   if (status) CHECK(Has(*status, R"("top_offenders":[{"name":"der-a")"));
 }
 
-TEST_CASE("operators read telemetry but cannot publish controls; the dispatcher cannot either",
+TEST_CASE("operators read telemetry but cannot publish controls, nor can the dispatcher",
           "[integration][broker_plugin]") {
   TempDir dir;
   auto broker = StartPluginBroker(dir);
@@ -374,7 +374,7 @@ Status ConnectWithCertificate(const MosquittoBroker& broker, const std::string& 
 
 }  // namespace
 
-TEST_CASE("a DER's certificate is its identity; a certificate from another CA is refused",
+TEST_CASE("a DER's certificate is its identity, and a certificate from another CA is refused",
           "[integration][broker_plugin]") {
   TempDir dir;
   const std::string pki = dir / "pki";

@@ -5,7 +5,7 @@
 # 3) with their spread (min..max).
 #
 #   ./bench/run.sh                      # everything
-#   ./bench/run.sh alloc memory         # only these, of: ingest rt footprint outbox alloc memory schedule history curtail
+#   ./bench/run.sh alloc memory         # only these, of: ingest rt footprint outbox alloc memory schedule history curtail plugin
 #   BENCH_MESSAGES=100000 BENCH_REPEATS=5 BENCH_BIG_FLEET=0 ./bench/run.sh
 #   BENCH_BUILD_DIR=build-bench BENCH_OUT=/tmp/bench ./bench/run.sh alloc
 #
@@ -32,6 +32,11 @@
 # outbox in use: the broker away (every sample kept), and away with the
 # outbox full at its cap (100,000 samples; every sample drops the oldest),
 # each beside the same agent keeping its samples in memory (--outbox memory).
+# plugin: the broker's throughput on the ingest stream (one DER's telemetry at
+# QoS 1, published under its own login, to a subscriber logged in as the
+# aggregator) with the DERMS broker plugin loaded (identity, ACL, payload
+# validation, rate limiter; its rate and burst raised so nothing is dropped)
+# against the same broker configuration without it, runs alternating.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -53,7 +58,7 @@ CURTAIL_REPEATS=${BENCH_CURTAIL_REPEATS:-21}           # timed builds+solves of 
 BUILD=${BENCH_BUILD_DIR:-build}    # another tree is configured and built here, bench targets only
 DIR=${BENCH_OUT:-$ROOT/var/bench}  # replaced
 
-ALL="ingest rt footprint outbox alloc memory schedule history curtail"
+ALL="ingest rt footprint outbox alloc memory schedule history curtail plugin"
 SEL=${*:-$ALL}
 for b in $SEL; do
   case " $ALL " in *" $b "*) ;; *) echo "run.sh: unknown benchmark '$b' (one of: $ALL)" >&2; exit 2 ;; esac
@@ -76,7 +81,8 @@ if [ "$BUILD" = "$ROOT/build" ]; then
   ./deploy/build.sh >/dev/null
 else
   cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}" >/dev/null
-  cmake --build "$BUILD" -j"$(nproc)" --target derms-bench derms-edge-agent >/dev/null
+  cmake --build "$BUILD" -j"$(nproc)" --target derms-bench derms-edge-agent derms_broker_plugin \
+    derms-broker-passwd >/dev/null
 fi
 if want curtail && [ ! -x "$BUILD/bench/derms-feeder-bench" ]; then
   cmake --build "$BUILD" -j"$(nproc)" --target derms-feeder-bench >/dev/null
@@ -101,7 +107,7 @@ fi
 
 BROKER_PID=""
 trap '[ -z "$BROKER_PID" ] || kill $BROKER_PID 2>/dev/null || true; wait 2>/dev/null || true' EXIT
-if want ingest || want rt || want footprint; then
+if want ingest || want rt || want footprint || want plugin; then
   PORT=18900
   while (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; do PORT=$((PORT + 1)); done
   BROKER="tcp://127.0.0.1:$PORT"
@@ -148,6 +154,45 @@ collect_pair() { local a=$1 b=$2 out x y va="" vb=""; shift 2
   for ((i=0; i<R; i++)); do out=$("$@"); read -r x y <<< "$out"; va+="$x"$'\n'; vb+="$y"$'\n'; done
   S[$a]=$(printf '%s' "$va" | stats); S[$b]=$(printf '%s' "$vb" | stats)
   echo "  $a: ${S[$a]}; $b: ${S[$b]}" >&2; }
+
+if want plugin; then
+  # A second broker: the first one's configuration plus the plugin.
+  PPORT=$((PORT + 1))
+  while (exec 3<>"/dev/tcp/127.0.0.1/$PPORT") 2>/dev/null; do PPORT=$((PPORT + 1)); done
+  printf 'bat-00000\nagg\n' | "$BUILD/broker_plugin/derms-broker-passwd" --iterations 1000 \
+    --passwords "$DIR/plugin-passwords.txt" > "$DIR/plugin.passwd"
+  DER_PW=$(awk '$1 == "bat-00000" {print $2}' "$DIR/plugin-passwords.txt")
+  AGG_PW=$(awk '$1 == "agg" {print $2}' "$DIR/plugin-passwords.txt")
+  sed "s/^listener $PORT /listener $PPORT /" "$DIR/mosquitto.conf" > "$DIR/mosquitto-plugin.conf"
+  cat >> "$DIR/mosquitto-plugin.conf" <<CONF
+plugin $BUILD/broker_plugin/derms_broker_plugin.so
+plugin_opt_password_file $DIR/plugin.passwd
+plugin_opt_aggregators agg
+plugin_opt_rate_factor 1000000
+plugin_opt_rate_burst 1000000
+CONF
+  mosquitto -c "$DIR/mosquitto-plugin.conf" > "$DIR/mosquitto-plugin.log" 2>&1 &
+  PLUGIN_BROKER_PID=$!
+  trap '[ -z "$BROKER_PID" ] || kill $BROKER_PID 2>/dev/null || true; kill $PLUGIN_BROKER_PID 2>/dev/null || true; wait 2>/dev/null || true' EXIT
+  for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$PPORT") 2>/dev/null && break; sleep 0.1; done
+  # One run on BROKER_URI: the counter's rate (messages per second).
+  plugin_run() {
+    local out="$DIR/consumer.out"
+    : > "$out"
+    "$BENCH" --broker "$1" --username agg --password "$AGG_PW" count --messages "$M" \
+      > "$out" 2>>"$DIR/consumer.err" &
+    local pid=$!
+    for _ in $(seq 300); do grep -q READY "$out" && break; sleep 0.1; done
+    taskset -c 0 "$BENCH" --broker "$1" --username bat-00000 --password "$DER_PW" \
+      loadgen --messages "$M" --ders 1 > "$DIR/loadgen.out"
+    wait "$pid" || { echo "consumer failed on $1" >&2; cat "$out" >&2; return 1; }
+    field rate "$out"
+  }
+  plugin_pair() { echo "$(plugin_run "tcp://127.0.0.1:$PPORT") $(plugin_run "$BROKER")"; }
+  echo "Broker plugin: $M telemetry messages, QoS 1, with the plugin vs without, $R pairs" >&2
+  collect_pair plugin_broker plain_broker plugin_pair
+  grep -h "derms:" "$DIR/mosquitto-plugin.log" | head -3 >&2 || true
+fi
 
 if want ingest; then
   echo "Ingest: $M telemetry messages from 1,000 DERs, QoS 1, $R runs each" >&2
@@ -318,6 +363,11 @@ CPU_MODEL=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)
       "$(med aggregator)" "$(spread aggregator)" "$(med bare)" "$(ratio "$(med aggregator)" "$(med bare)")"
     printf '%-58s %14s %18s %14s %8s\n' "ingest msg/s: aggregator vs Python (paho, protobuf, sqlite3)" \
       "$(med aggregator)" "$(spread aggregator)" "$(med python)" "$(ratio "$(med aggregator)" "$(med python)")"
+  fi
+  if want plugin; then
+    printf '%-58s %14s %18s %14s %8s\n' "broker msg/s: with the DERMS plugin vs without (goal >= 0.9)" \
+      "$(med plugin_broker)" "$(spread plugin_broker)" "$(med plain_broker)" \
+      "$(ratio "$(med plugin_broker)" "$(med plain_broker)")"
   fi
   if want rt; then
     printf '%-58s %14s %18s %14s %8s\n' \

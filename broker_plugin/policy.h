@@ -4,10 +4,9 @@
 //
 //   DER        publish der/{own id}/birth|status|telemetry|response;
 //              subscribe to and read der/{own id}/control|cmd; nothing else.
-//   aggregator read and subscribe to everything under derms/v1/ (and reply
-//              topics); publish
-//              everything there but a DER's uplink topics and broker/status,
-//              and answer on reply topics (MQTT 5 response topics).
+//   aggregator read and subscribe to everything (response topics are the
+//              requesters' choice); publish everything but a DER's uplink
+//              topics and broker/status.
 //   operator   read-only: aggregator/, grid/, vder/, events/, forecast/,
 //              schedule/, broker/status, der/+/<leaf> for the configured
 //              leaves, and reply topics.
@@ -34,8 +33,8 @@ struct Identity {
 };
 
 // The identity of an authenticated `username`; nullptr or empty is
-// anonymous, with options.anonymous_role (named "anonymous") or none. A name in no role list is a DER when it is a valid
-// identifier; otherwise nullopt.
+// anonymous, with options.anonymous_role (named "anonymous") or none. A name in no role list is a
+// DER when it is a valid identifier; otherwise nullopt.
 std::optional<Identity> IdentityOf(const char* username, const PluginOptions& options);
 
 enum class Access { kRead, kWrite, kSubscribe, kUnsubscribe };

@@ -14,6 +14,7 @@ PACKAGES=(
   libglpk-dev
   python3-scipy
   libmodbus-dev python3-pymodbus
+  mosquitto-dev libssl-dev openssl clang
 )
 
 missing=()

@@ -93,7 +93,7 @@ TEST_CASE("denials and refusals are counted by rule, reason and DER", "[guard]")
   CHECK_THAT(guard.RenderStatus(now), Catch::Contains(R"("connected_ders":1)"));
 }
 
-TEST_CASE("a birth sets the DER's rate; a flood is dropped and, if asked, kicked", "[guard]") {
+TEST_CASE("a birth sets the DER's rate, and a flood is dropped and, if asked, kicked", "[guard]") {
   PluginOptions o = Options();
   o.kick_after_drops = 5;
   o.rate_burst = 2;

@@ -198,7 +198,7 @@ TEST_CASE("a DER can neither publish as another DER nor read its controls, every
   if (status) CHECK(Has(*status, R"("top_offenders":[{"name":"der-a")"));
 }
 
-TEST_CASE("operators read telemetry but cannot publish controls; the dispatcher cannot either",
+TEST_CASE("operators read telemetry but cannot publish controls, nor can the dispatcher",
           "[integration][broker_plugin]") {
   TempDir dir;
   auto broker = StartPluginBroker(dir);
@@ -292,7 +292,8 @@ TEST_CASE("a flooding DER is held to its rate while another DER is served in ful
   REQUIRE(a.Publish("derms/v1/der/der-a/birth", codec::ToBinary(BirthOf("der-a", 1))).ok());
 
   constexpr int kFlood = 3000;
-  constexpr int kQuiet = 10;
+  // Within its own rate whatever the flood's pace: the burst of 10 covers them.
+  constexpr int kQuiet = 5;
   auto started = std::chrono::steady_clock::now();
   for (int i = 1; i <= kFlood; ++i) {
     (void)flood.Publish("derms/v1/der/der-flood/telemetry",
@@ -373,7 +374,7 @@ Status ConnectWithCertificate(const MosquittoBroker& broker, const std::string& 
 
 }  // namespace
 
-TEST_CASE("a DER's certificate is its identity; a certificate from another CA is refused",
+TEST_CASE("a DER's certificate is its identity, and a certificate from another CA is refused",
           "[integration][broker_plugin]") {
   TempDir dir;
   const std::string pki = dir / "pki";

@@ -124,7 +124,8 @@ TEST_CASE("a utility's curtailment request brings the 123-bus feeder within 1.05
       REQUIRE(codec::ParseBinary(m->payload, "telemetry", &t).ok());
       if (t.timestamp_ms() <= r.finished_ms() || t.is_historical()) continue;
       INFO(t.der_id() << " at " << t.active_power_kw() << " kW, cap " << cap_of[t.der_id()]);
-      CHECK(t.active_power_kw() <= cap_of[t.der_id()] + 1e-6);
+      // The result shows caps to 0.001 kW; the PV holds the exact one.
+      CHECK(t.active_power_kw() <= cap_of[t.der_id()] + 0.001);
       ++checked;
     }
     CHECK(checked >= n);

@@ -4,6 +4,7 @@
 // the voltage watch starting runs, and what is recorded.
 #include <catch2/catch.hpp>
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -64,7 +65,7 @@ struct CurtailmentRig {
   void Telemetry(const std::string& der_id, double available_kw, double voltage_v) {
     v1::Telemetry t;
     t.set_der_id(der_id);
-    t.set_seq(++seq);
+    t.set_seq(++seq[der_id]);
     t.set_timestamp_ms(rig.time.NowMs());
     t.set_active_power_kw(available_kw);
     t.set_available_discharge_kw(available_kw);
@@ -90,7 +91,7 @@ struct CurtailmentRig {
   ModuleRig rig;
   std::unique_ptr<aggregator::CurtailmentModule> module;
   std::vector<std::string> pv_ids;
-  uint64_t seq = 1000;
+  std::map<std::string, uint64_t> seq;  // each PV's own counter
 };
 
 }  // namespace
@@ -153,7 +154,7 @@ TEST_CASE("a PV reporting a high voltage starts a run, at most once per interval
   c.rig.Advance(2000);
   CHECK(c.rig.ControlsTo(c.pv_ids[0]).empty());  // 240 V everywhere: no run
 
-  c.Telemetry(c.pv_ids[5], 30, 253.5);  // above 1.05 x 240 V
+  c.Telemetry(c.pv_ids[5], 1.0, 253.5);  // above 1.05 x 240 V
   c.rig.Advance(1000);
   CHECK(c.rig.ControlsTo(c.pv_ids[0]).size() == 1);
   c.rig.Advance(5100);
@@ -162,7 +163,7 @@ TEST_CASE("a PV reporting a high voltage starts a run, at most once per interval
   CHECK(results[0].trigger() == "over_voltage");
 
   // Still high, but within min_interval_s of the last run: none.
-  c.Telemetry(c.pv_ids[5], 30, 254.0);
+  c.Telemetry(c.pv_ids[5], 1.0, 254.0);
   c.rig.Advance(60000);
   CHECK(c.Results().size() == 1);
 }

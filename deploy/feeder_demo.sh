@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The IEEE 123-bus over-voltage scenario through a day, without MQTT: the
-# feeder solver alone (issue 13's PV agents over MQTT are not built yet).
+# feeder solver alone (deploy/curtail_demo.sh runs PV agents over MQTT).
 # Prints each policy's day (kWh curtailed, ratios, Jain's index, the highest
 # voltage after), then at the quarter-hour of peak PV writes, per policy, the
 # voltage profile before and after as SVG and each PV's curtailment as CSV.

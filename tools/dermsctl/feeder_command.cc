@@ -3,12 +3,16 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <sqlite3.h>
+
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <string>
 
+#include "common/clock.h"
 #include "feeder/curtailment.h"
 #include "feeder/dss_parser.h"
 #include "feeder/power_flow.h"
@@ -24,6 +28,7 @@ using derms::feeder::FeederModel;
 
 constexpr char kPowerflow[] = "feeder powerflow";
 constexpr char kCurtail[] = "feeder curtail";
+constexpr char kPlot[] = "feeder plot";
 
 // "reg1a=7,reg4b=-1" into the model's taps.
 Status ApplyTaps(const std::string& text, FeederModel* model) {
@@ -339,6 +344,119 @@ int RunCurtail(const CurtailArgs& a) {
   return any_infeasible ? kExitFailure : 0;
 }
 
+
+struct PlotArgs {
+  std::string db;        // the aggregator's database
+  std::string scenario;  // the feeder the runs were planned on
+  int64_t run_id = 0;    // 0: the run that curtailed most
+  std::string svg;
+};
+
+// A curtailment run the aggregator recorded (curtailment_runs, _members,
+// _voltages), drawn as `feeder curtail --svg` draws a planned one.
+int RunPlot(const PlotArgs& a) {
+  auto scenario = feeder::LoadScenario(a.scenario);
+  if (!scenario.ok()) return Fail(kPlot, scenario.status().message());
+  auto model = feeder::LoadScenarioFeeder(*scenario);
+  if (!model.ok()) return Fail(kPlot, model.status().message());
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(a.db.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+    sqlite3_close(db);
+    return Fail(kPlot, fmt::format("--db '{}': cannot open", a.db));
+  }
+  std::unique_ptr<sqlite3, int (*)(sqlite3*)> closer(db, sqlite3_close);
+  sqlite3_busy_timeout(db, 5000);
+  // Each query's rows, one callback per row, its columns as text.
+  auto rows = [db](const std::string& sql, int64_t id,
+                   const std::function<void(sqlite3_stmt*)>& each) -> Status {
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) != SQLITE_OK) {
+      Status s = Status::Error("query", sqlite3_errmsg(db));
+      sqlite3_finalize(stmt);
+      return s;
+    }
+    if (id != 0) sqlite3_bind_int64(stmt, 1, id);
+    while (sqlite3_step(stmt) == SQLITE_ROW) each(stmt);
+    sqlite3_finalize(stmt);
+    return Status::Ok();
+  };
+  auto text = [](sqlite3_stmt* st, int col) {
+    const unsigned char* t = sqlite3_column_text(st, col);
+    return t ? std::string(reinterpret_cast<const char*>(t)) : std::string();
+  };
+  int64_t run_id = a.run_id;
+  feeder::CurtailmentResult result;
+  std::string title;
+  Status s = rows(run_id != 0
+                      ? "SELECT run_id, available_kw, curtailed_kw, v_max_before_pu, "
+                        "v_max_after_pu, policy, outcome, started_ms, reason FROM curtailment_runs "
+                        "WHERE run_id = ?1"
+                      : "SELECT run_id, available_kw, curtailed_kw, v_max_before_pu, "
+                        "v_max_after_pu, policy, outcome, started_ms, reason FROM curtailment_runs "
+                        "WHERE outcome IN ('CURTAIL_COMPLETED', 'CURTAIL_PARTIAL') "
+                        "ORDER BY curtailed_kw DESC LIMIT 1",
+                  run_id, [&](sqlite3_stmt* st) {
+                    run_id = sqlite3_column_int64(st, 0);
+                    result.available_kw = sqlite3_column_double(st, 1);
+                    result.curtailed_kw = sqlite3_column_double(st, 2);
+                    result.max_before.v_pu = sqlite3_column_double(st, 3);
+                    result.max_after.v_pu = sqlite3_column_double(st, 4);
+                    result.reason = text(st, 8);
+                    title = fmt::format("curtailment run {} ({}, {}, {})", run_id, text(st, 5),
+                                        text(st, 6), FormatUtc(sqlite3_column_int64(st, 7)));
+                  });
+  if (!s.ok()) return Fail(kPlot, fmt::format("--db '{}': {}", a.db, s.message()));
+  if (title.empty()) {
+    return Fail(kPlot, a.run_id != 0
+                           ? fmt::format("--run {}: no such curtailment run in '{}'", a.run_id, a.db)
+                           : fmt::format("no curtailment run that curtailed in '{}'", a.db));
+  }
+  // The feeder with the run's PVs where they said they are, and its voltages.
+  FeederModel m = std::move(model).value();
+  m.pvs.clear();
+  s = rows("SELECT der_id, feeder_node, ratio, cap_kw FROM curtailment_members WHERE run_id = ?1 "
+           "ORDER BY der_id",
+           run_id, [&](sqlite3_stmt* st) {
+             std::string node = text(st, 1);
+             size_t dot = node.rfind('.');
+             int bus = dot == std::string::npos ? -1 : m.FindBus(node.substr(0, dot));
+             if (bus < 0) return;
+             feeder::Pv pv;
+             pv.id = text(st, 0);
+             pv.bus = bus;
+             pv.phase = std::atoi(node.c_str() + dot + 1) - 1;
+             if (pv.phase < 0 || pv.phase > 2) return;
+             m.pvs.push_back(pv);
+             result.ratio.push_back(sqlite3_column_double(st, 2));
+             result.cap_kw.push_back(sqlite3_column_double(st, 3));
+           });
+  if (!s.ok()) return Fail(kPlot, fmt::format("--db '{}': {}", a.db, s.message()));
+  result.before.voltage.assign(m.buses.size(), {});
+  result.after.voltage.assign(m.buses.size(), {});
+  size_t voltages = 0;
+  s = rows("SELECT bus, phase, before_pu, after_pu FROM curtailment_voltages WHERE run_id = ?1",
+           run_id, [&](sqlite3_stmt* st) {
+             int bus = m.FindBus(text(st, 0));
+             int phase = sqlite3_column_int(st, 1) - 1;
+             if (bus < 0 || phase < 0 || phase > 2) return;
+             result.before.voltage[bus][phase] = sqlite3_column_double(st, 2);
+             result.after.voltage[bus][phase] = sqlite3_column_double(st, 3);
+             ++voltages;
+           });
+  if (!s.ok()) return Fail(kPlot, fmt::format("--db '{}': {}", a.db, s.message()));
+  if (voltages == 0) return Fail(kPlot, fmt::format("run {}: no voltages recorded", run_id));
+  result.feasible = true;
+  feeder::CurtailmentRequest request;
+  request.v_min_pu = scenario->v_min_pu;
+  request.v_max_pu = scenario->v_max_pu;
+  std::ofstream out(a.svg);
+  out << feeder::VoltageProfileSvg(m, request, result, title);
+  if (!out) return Fail(kPlot, fmt::format("--svg '{}': cannot write", a.svg));
+  fmt::print("run {}: {} PVs, {:.1f} of {:.1f} kW curtailed, highest {:.4f} -> {:.4f} pu; wrote {}\n",
+             run_id, m.pvs.size(), result.curtailed_kw, result.available_kw,
+             result.max_before.v_pu, result.max_after.v_pu, a.svg);
+  return 0;
+}
 }  // namespace
 
 std::vector<Subcommand> AddFeederCommands(CLI::App& app) {
@@ -379,7 +497,16 @@ std::vector<Subcommand> AddFeederCommands(CLI::App& app) {
                    "own load_mult and pv_mult");
   ccmd->add_option("--format", ca->format, "table, json, or csv (one row per PV)")
       ->check(CLI::IsMember({"table", "json", "csv"}));
-  return {{pcmd, [pf] { return RunPowerflow(*pf); }}, {ccmd, [ca] { return RunCurtail(*ca); }}};
+  auto pl = std::make_shared<PlotArgs>();
+  CLI::App* lcmd = group->add_subcommand(
+      "plot", "draw a curtailment run the aggregator recorded: voltages before and after, as SVG");
+  lcmd->add_option("--db", pl->db, "the aggregator's database")->required();
+  lcmd->add_option("--scenario", pl->scenario, "the scenario the aggregator was given")->required();
+  lcmd->add_option("--run", pl->run_id, "run_id (default: the run that curtailed most)");
+  lcmd->add_option("--svg", pl->svg, "where to write the picture")->required();
+  return {{pcmd, [pf] { return RunPowerflow(*pf); }},
+          {ccmd, [ca] { return RunCurtail(*ca); }},
+          {lcmd, [pl] { return RunPlot(*pl); }}};
 }
 
 }  // namespace derms::dermsctl

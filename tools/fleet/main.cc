@@ -21,6 +21,7 @@
 #include "edge_agent/agent/edge_agent.h"
 #include "edge_agent/agent/runner.h"
 #include "edge_agent/devices/simulated.h"
+#include "feeder/scenario.h"
 
 namespace {
 
@@ -154,6 +155,8 @@ int main(int argc, char** argv) {
   std::string username, password;
   std::string credentials_path, ca_file, cert_dir;
   bool list_ids = false;
+  std::string feeder_scenario;
+  double pv_scale = 1.0;
   derms::ClockFlags clock_flags;
   app.add_option("--broker", broker, "MQTT broker URI");
   app.add_option("--count", count, "number of DERs (default 100)")->check(CLI::Range(1, 100000));
@@ -182,6 +185,13 @@ int main(int argc, char** argv) {
   app.add_option("--cert-dir", cert_dir,
                  "TLS: a directory of DER certificates, <der_id>.crt and <der_id>.key");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
+  app.add_option("--feeder-scenario", feeder_scenario,
+                 "instead of --count and --mix: one PV at every PV place of this feeder scenario "
+                 "(feeder/scenarios/*.toml), its feeder_node in its birth, at the first substation")
+      ->check(CLI::ExistingFile);
+  app.add_option("--pv-scale", pv_scale,
+                 "with --feeder-scenario: each PV rated this many times the scenario's rating")
+      ->check(CLI::Range(0.01, 100.0));
   clock_flags.AddTo(&app);
   CLI11_PARSE(app, argc, argv);
 
@@ -214,12 +224,31 @@ int main(int argc, char** argv) {
   std::uniform_real_distribution<double> jitter(-0.05, 0.05);
   std::vector<std::unique_ptr<derms::edge::EdgeAgent>> agents;
   auto types = AssignTypes(*weights, count);
+  // A feeder's PVs: one agent per PV place of the scenario, where it connects.
+  std::vector<derms::feeder::Pv> feeder_pvs;
+  std::vector<std::string> feeder_nodes;
+  if (!feeder_scenario.empty()) {
+    auto scenario = derms::feeder::LoadScenario(feeder_scenario);
+    auto model = scenario.ok() ? derms::feeder::LoadScenarioFeeder(*scenario)
+                               : derms::StatusOr<derms::feeder::FeederModel>(scenario.status());
+    if (!model.ok()) {
+      spdlog::error("--feeder-scenario: {}", model.status().message());
+      return 2;
+    }
+    for (const auto& pv : model->pvs) {
+      feeder_pvs.push_back(pv);
+      feeder_nodes.push_back(fmt::format("{}.{}", model->buses[pv.bus].name, pv.phase + 1));
+    }
+    count = static_cast<int>(feeder_pvs.size());
+    types.assign(feeder_pvs.size(), "pv");
+  }
   for (int i = 0; i < count; ++i) {
     const TypeSpec& spec = kTypes.at(types[i]);
-    const std::string& sub = subs[i % subs.size()];
+    const std::string& sub = feeder_pvs.empty() ? subs[i % subs.size()] : subs[0];
     AgentOptions o;
     o.broker_uri = broker;
-    o.der_id = fmt::format("{}-{}-{:04d}", sub, spec.short_name, i + 1);
+    o.der_id = feeder_pvs.empty() ? fmt::format("{}-{}-{:04d}", sub, spec.short_name, i + 1)
+                                  : feeder_pvs[i].id;
     if (list_ids) {
       fmt::print("{}\n", o.der_id);
       continue;
@@ -231,6 +260,12 @@ int main(int argc, char** argv) {
     o.model = "derms-fleet simulator";
     o.nameplate = {spec.type,         spec.discharge_kw,      spec.charge_kw,
                    spec.capacity_kwh, latitude + jitter(rng), longitude + jitter(rng)};
+    if (!feeder_pvs.empty()) {
+      o.nameplate.max_discharge_kw = pv_scale * feeder_pvs[i].rated_kw;
+      o.nameplate.latitude = latitude;
+      o.nameplate.longitude = longitude;  // one place: one sun
+      o.feeder_node = feeder_nodes[i];
+    }
     o.telemetry_interval_s = telemetry_interval_s;
     o.telemetry_qos = telemetry_qos;
     o.state_dir = state_dir;

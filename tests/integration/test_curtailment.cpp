@@ -5,8 +5,12 @@
 // generation limits, answered by them, applied by their devices, recorded
 // in SQLite and published on vder/{id}/curtail/result.
 #include <catch2/catch.hpp>
+#include <sys/wait.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <map>
 #include <string>
 #include <vector>
@@ -33,6 +37,19 @@ v1::CurtailResult ParseResult(const mqtt::Message& m) {
   Status s = codec::ParseJson(m.payload, "curtail result", &r);
   REQUIRE(s.ok());
   return r;
+}
+
+// dermsctl with `args`: its exit code and its output (stdout and stderr).
+std::pair<int, std::string> Dermsctl(const std::string& broker_uri, const std::string& args,
+                                     const TempDir& dir) {
+  std::string out_path = dir / "dermsctl.out";
+  int status = std::system(fmt::format("{} --broker {} {} > {} 2>&1", DERMS_DERMSCTL_BIN,
+                                       broker_uri, args, out_path)
+                               .c_str());
+  std::ifstream in(out_path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, text.str()};
 }
 
 }  // namespace
@@ -169,5 +186,20 @@ TEST_CASE("a utility's curtailment request brings the 123-bus feeder within 1.05
     v1::CurtailResult r = ParseResult(*reply);
     CHECK(v1::CurtailOutcome_Name(r.outcome()) == "CURTAIL_REFUSED");
     CHECK_THAT(r.reason(), Catch::Contains("policy 'fairest' is not one of"));
+
+    // The same from dermsctl: the refusal printed, exit 1.
+    auto [code, out] = Dermsctl((*broker)->uri(), "curtail --vder ieee123 --policy fairest", dir);
+    CHECK(code == 1);
+    CHECK_THAT(out, Catch::Contains("refused") && Catch::Contains("policy 'fairest'"));
+  }
+
+  SECTION("dermsctl curtail asks and prints the result") {
+    auto [code, out] = Dermsctl((*broker)->uri(),
+                                "curtail --vder ieee123 --policy per_area --request-id ctl-1 "
+                                "--wait 30",
+                                dir);
+    INFO(out.substr(0, 2000));
+    CHECK(code == 0);
+    CHECK_THAT(out, Catch::Contains("CURTAIL_COMPLETED") && Catch::Contains("ctl-1"));
   }
 }

@@ -13,6 +13,7 @@
 #include "cloud_aggregator/storage/rollup_reader.h"
 #include "tools/dermsctl/backup_command.h"
 #include "tools/dermsctl/control_command.h"
+#include "tools/dermsctl/curtail_command.h"
 #include "tools/dermsctl/dispatch_command.h"
 #include "tools/dermsctl/feeder_command.h"
 #include "tools/dermsctl/global_flags.h"
@@ -44,6 +45,7 @@ int main(int argc, char** argv) {
 
   std::vector<Subcommand> commands = {
       ctl::AddGridCommand(app, globals), ctl::AddDispatchCommand(app, globals),
+      ctl::AddCurtailCommand(app, globals),
       ctl::AddControlCommand(app, globals), ctl::AddStatusCommand(app, globals)};
   Append(&commands, ctl::AddPricesCommands(app, globals));
   Append(&commands, ctl::AddScheduleCommands(app, globals));

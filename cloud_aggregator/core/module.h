@@ -39,6 +39,13 @@ class Module {
   virtual std::vector<topics::Kind> Topics() const { return {}; }
   // One message of a declared kind, its topic parsed, its payload non-empty.
   virtual void OnMessage(const Inbound& /*m*/, int64_t /*now_ms*/) {}
+  // Kinds another module owns that this one also reads, after the owner has
+  // handled (and counted) each message: curtailment watching the grid
+  // statuses dispatch runs on.
+  virtual std::vector<topics::Kind> Observes() const { return {}; }
+  // One message of an observed kind. The owner accepts or rejects it; an
+  // observer checks what it reads and never counts it.
+  virtual void OnObserved(const Inbound& /*m*/, int64_t /*now_ms*/) {}
   // The tables the module keeps for itself ("CREATE TABLE IF NOT EXISTS
   // ..."), created before its first row; it writes them with
   // storage::TableRowRecord through its RecordSink.

@@ -43,6 +43,14 @@ Status Router::Add(Module* module) {
                                        it->second->name(), module->name()));
     }
   }
+  for (topics::Kind kind : module->Observes()) {
+    if (by_kind_.count(kind) == 0) {
+      return Status::Error("wiring", fmt::format("module '{}' observes a topic kind no module "
+                                                 "owns",
+                                                 module->name()));
+    }
+    observers_.emplace(kind, module);
+  }
   return Status::Ok();
 }
 
@@ -93,6 +101,8 @@ void Router::Route(Inbound& m, int64_t now_ms) {
   }
   m.parsed = std::move(parsed).value();
   it->second->OnMessage(m, now_ms);
+  auto [first, last] = observers_.equal_range(m.parsed.kind);
+  for (auto o = first; o != last; ++o) o->second->OnObserved(m, now_ms);
 }
 
 }  // namespace derms::aggregator

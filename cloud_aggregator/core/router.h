@@ -18,7 +18,8 @@ namespace derms::aggregator {
 class Router {
  public:
   explicit Router(Intake& intake) : intake_(intake) {}
-  // Fails ("wiring") when a kind is already taken or has no subscription.
+  // Fails ("wiring") when a kind is already taken or has no subscription,
+  // or when a module observes a kind no module owns (add owners first).
   [[nodiscard]] Status Add(Module* module);
   // The MQTT filters to subscribe to, one per declared kind.
   std::vector<std::string> Filters() const;
@@ -33,6 +34,7 @@ class Router {
 
   Intake& intake_;
   std::map<topics::Kind, Module*> by_kind_;
+  std::multimap<topics::Kind, Module*> observers_;
 };
 
 // The subscription filter for a kind the aggregator consumes ("" for a kind

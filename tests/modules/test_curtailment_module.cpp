@@ -168,6 +168,37 @@ TEST_CASE("a PV reporting a high voltage starts a run, at most once per interval
   CHECK(c.Results().size() == 1);
 }
 
+TEST_CASE("a grid status of the feeder's substation above the trigger starts a run",
+          "[unit][curtailment]") {
+  aggregator::CurtailmentOptions o;
+  o.vder_id = kFeeder;
+  o.trigger_voltage_pu = 1.05;
+  o.min_interval_s = 600;
+  CurtailmentRig c(o);
+  auto grid = [&](const std::string& substation, double voltage_pu) {
+    v1::GridStatus g;
+    g.set_substation_id(substation);
+    g.set_timestamp_ms(c.rig.time.NowMs());
+    g.set_frequency_hz(60);
+    g.set_voltage_pu(voltage_pu);
+    c.rig.Send(topics::GridStatus(substation), codec::ToJson(g));
+  };
+  grid(kFeeder, 1.03);      // within the limit
+  grid("elsewhere", 1.08);  // another substation
+  c.rig.Advance(6000);
+  CHECK(c.Results().empty());
+  grid(kFeeder, 1.061);
+  c.rig.Advance(6000);
+  auto results = c.Results();
+  REQUIRE(results.size() == 1);
+  CHECK(results[0].trigger() == "over_voltage");
+  grid(kFeeder, 1.07);  // within min_interval_s: no second run
+  c.rig.Advance(6000);
+  CHECK(c.Results().size() == 1);
+  // Dispatch, which owns grid statuses, still counted each one.
+  CHECK(c.rig.Metric("messages_rejected") == 0);
+}
+
 TEST_CASE("curtailment requests that cannot run are answered with why", "[unit][curtailment]") {
   CurtailmentRig c;
   c.rig.Send(topics::VderCurtail(kFeeder), R"({"request_id":"t","v_max_pu":1.0})", "replies/t",

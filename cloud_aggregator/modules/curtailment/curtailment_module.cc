@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "feeder/curtailment_plan.h"
+#include "cloud_aggregator/registry/validation.h"
 #include "common/codec.h"
 #include "common/feeder_node.h"
 
@@ -71,7 +72,8 @@ void CurtailmentOptions::Describe(config::OptionSet& set) {
   set.Int("curtailment.every_s", &every_s, 0, 86400,
           "a curtailment run this often (wall seconds) for vder_id; 0: none");
   set.Real("curtailment.trigger_voltage_pu", &trigger_voltage_pu, 0, 2,
-           "a PV of vder_id reporting voltage_v above this times nominal_v starts a run; 0: off");
+           "a PV of vder_id reporting voltage_v above this times nominal_v, or a grid status "
+           "of the substation vder_id names reporting voltage_pu above it, starts a run; 0: off");
   set.Real("curtailment.nominal_v", &nominal_v, 1, 1e6, "the PVs' nominal voltage (V)");
   set.Int("curtailment.min_interval_s", &min_interval_s, 0, 86400,
           "least wall seconds between two runs the voltage watch starts");
@@ -383,10 +385,33 @@ void CurtailmentModule::OnControlResponse(const std::string& der_id,
   }
 }
 
+bool CurtailmentModule::StartWatchRun(const std::string& why, int64_t now_ms) {
+  if (runs_.count(options_.vder_id) != 0 || !scenario_) return false;
+  const int64_t mono_ms = time_.MonotonicMs();
+  if (mono_ms - last_watch_run_mono_ms_ < options_.min_interval_s * 1000) return false;
+  spdlog::info("curtailment: {}: a run starts", why);
+  last_watch_run_mono_ms_ = mono_ms;
+  StartRun(options_.vder_id, "over_voltage", {}, "", "", now_ms);
+  return true;
+}
+
+void CurtailmentModule::OnObserved(const Inbound& m, int64_t now_ms) {
+  if (options_.trigger_voltage_pu <= 0 || m.parsed.id != options_.vder_id) return;
+  derms::v1::GridStatus g;
+  // Dispatch counts and logs a bad one; it starts nothing here.
+  if (!codec::ParseOperator(m.payload, "grid status", &g).ok() ||
+      !registry::ValidateGridStatus(g, m.parsed.id).ok() ||
+      g.voltage_pu() <= options_.trigger_voltage_pu) {
+    return;
+  }
+  StartWatchRun(fmt::format("grid status of '{}' reports {:.4f} pu, above {:.4f} pu",
+                            m.parsed.id, g.voltage_pu(), options_.trigger_voltage_pu),
+                now_ms);
+}
+
 void CurtailmentModule::WatchVoltages(int64_t now_ms) {
   if (runs_.count(options_.vder_id) != 0 || !scenario_) return;
-  const int64_t mono_ms = time_.MonotonicMs();
-  if (mono_ms - last_watch_run_mono_ms_ < options_.min_interval_s * 1000) return;
+  if (time_.MonotonicMs() - last_watch_run_mono_ms_ < options_.min_interval_s * 1000) return;
   const vder::VderTree& tree = fleet_.vders().tree();
   int root = tree.Find(options_.vder_id);
   if (root < 0) return;
@@ -402,10 +427,9 @@ void CurtailmentModule::WatchVoltages(int64_t now_ms) {
           !fleet_.IsActive(*der, now_ms) || der->last.voltage_v() <= limit_v) {
         continue;
       }
-      spdlog::info("curtailment: der '{}' reports {:.1f} V, above {:.4f} pu: a run starts",
-                   der_id, der->last.voltage_v(), options_.trigger_voltage_pu);
-      last_watch_run_mono_ms_ = mono_ms;
-      StartRun(options_.vder_id, "over_voltage", {}, "", "", now_ms);
+      StartWatchRun(fmt::format("der '{}' reports {:.1f} V, above {:.4f} pu", der_id,
+                                der->last.voltage_v(), options_.trigger_voltage_pu),
+                    now_ms);
       return;
     }
   }

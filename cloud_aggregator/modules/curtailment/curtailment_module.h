@@ -19,7 +19,8 @@
 //
 // A run starts on request (vder/{vder_id}/curtail), every `every_s` for the
 // configured virtual DER, or when one of its PVs reports a voltage above
-// `trigger_voltage_pu` (at most once per `min_interval_s`). One run per
+// `trigger_voltage_pu`, or a grid status of the substation `vder_id` names
+// does (voltage_pu), at most once per `min_interval_s`. One run per
 // virtual DER at a time: a new one finishes the one still waiting.
 #ifndef DERMS_CLOUD_AGGREGATOR_MODULES_CURTAILMENT_CURTAILMENT_MODULE_H_
 #define DERMS_CLOUD_AGGREGATOR_MODULES_CURTAILMENT_CURTAILMENT_MODULE_H_
@@ -83,6 +84,10 @@ class CurtailmentModule : public Module, public ControlAnswers {
   const char* name() const override { return "curtailment"; }
   std::vector<topics::Kind> Topics() const override { return {topics::Kind::kVderCurtail}; }
   void OnMessage(const Inbound& m, int64_t now_ms) override;
+  // Grid statuses (dispatch owns them): one of `vder_id`'s substation with
+  // voltage_pu above trigger_voltage_pu starts a run, as a PV's voltage does.
+  std::vector<topics::Kind> Observes() const override { return {topics::Kind::kGridStatus}; }
+  void OnObserved(const Inbound& m, int64_t now_ms) override;
   void OnRefused(const Inbound& m, const Status& why, int64_t now_ms) override;
   std::vector<std::string> Tables() const override;
   void AddJobs(Scheduler& scheduler) override;
@@ -123,6 +128,8 @@ class CurtailmentModule : public Module, public ControlAnswers {
   // day shape at the quarter-hour (UTC) when it has one.
   double LoadMultAt(int64_t now_ms) const;
   void WatchVoltages(int64_t now_ms);
+  // Starts a watch run unless one is running or the last was too recent.
+  bool StartWatchRun(const std::string& why, int64_t now_ms);
   void CheckDeadlines(int64_t now_ms);
   void Finish(const std::string& vder_id, const std::string& note, int64_t now_ms);
   void Record(const Run& run);

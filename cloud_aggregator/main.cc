@@ -11,6 +11,7 @@
 #include "cloud_aggregator/service/aggregator.h"
 #include "common/cli_overrides.h"
 #include "common/clock.h"
+#include "common/option_set.h"
 #include "common/logging.h"
 #include "common/signals.h"
 
@@ -25,25 +26,12 @@ int main(int argc, char** argv) {
   std::string log_level = "info";
   derms::ClockFlags clock_flags;
   app.add_option("--config", config_path, "TOML configuration file")->check(CLI::ExistingFile);
+  // Each flag is declared with its key (AggregatorOptions::Describe), and
+  // its help is the key's documentation.
+  derms::config::OptionSet keys;
+  options.Describe(keys);
   derms::CliOverrides o(&app);
-  o.Add("--broker", &options.broker_uri, "MQTT broker URI, e.g. tcp://127.0.0.1:1883");
-  o.Add("--db", &options.db_path, "SQLite database file (default ./var/derms.db)");
-  o.Add("--client-id", &options.client_id, "MQTT client id of the persistent session");
-  o.Add("--username", &options.username, "MQTT user name");
-  o.Add("--password", &options.password, "MQTT password");
-  o.Add("--ca-file", &options.ca_file, "TLS: CA certificate of the broker (ssl:// URIs)");
-  o.Add("--cert-file", &options.cert_file, "TLS: client certificate");
-  o.Add("--key-file", &options.key_file, "TLS: client private key");
-  o.Add("--offline-after-intervals", &options.fleet.offline_after_intervals,
-        "a DER silent this many telemetry intervals is offline (default 3)");
-  o.Add("--control-duration-s", &options.dispatch.control_duration_s,
-        "how long each dispatched setpoint lasts, seconds (default 300)");
-  o.Add("--setpoint-deadband-kw", &options.dispatch.setpoint_deadband_kw,
-        "a setpoint this close to the one in force is not re-sent (default 0.1)");
-  o.Add("--response-timeout-ms", &options.dispatch.response_timeout_ms,
-        "wall ms a dispatch run waits for answers before moving shortfall (default 5000)");
-  o.Add("--status-interval-s", &options.status_interval_s,
-        "wall seconds between aggregator/status publishes (default 10)");
+  o.AddFlags(keys);
   clock_flags.AddTo(&app);
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
   CLI11_PARSE(app, argc, argv);

@@ -8,9 +8,12 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <type_traits>
+#include <variant>
 #include <vector>
 
 #include "common/clock.h"
+#include "common/option_set.h"
 
 namespace derms {
 
@@ -27,6 +30,21 @@ class CliOverrides {
       if (opt->count() > 0) *field = *holder;
     });
     return opt;
+  }
+
+  // Declares the flag of each option of `set` that has one: its help is the
+  // key's documentation and config key, its default the field's value now.
+  void AddFlags(const config::OptionSet& set) {
+    for (const auto& f : set.CliFlags()) {
+      const std::string help = f.doc + " [config key " + f.key + "]";
+      std::visit(
+          [&](auto field) {
+            if constexpr (!std::is_same_v<decltype(field), std::monostate>) {
+              Add(f.flag, field, help)->capture_default_str();
+            }
+          },
+          f.field);
+    }
   }
 
   // Copies every flag that was given on the command line into its field.

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <stdexcept>
 
 #include "common/config.h"
 #include "common/topics.h"
@@ -25,7 +26,7 @@ OptionSet& OptionSet::Push(Option o) {
 
 OptionSet& OptionSet::Int(std::string key, int64_t* field, int64_t min, int64_t max,
                           std::string doc) {
-  return Push(Option{std::move(key), std::move(doc),
+  return Push(Option{std::move(key), std::move(doc), field, {},
                      [field](const toml::table& t, std::string_view source,
                              const std::string& full) { return Get(t, source, full, field); },
                      [field, min, max](const std::string& full) {
@@ -39,7 +40,7 @@ OptionSet& OptionSet::Int(std::string key, int64_t* field, int64_t min, int64_t 
 
 OptionSet& OptionSet::Real(std::string key, double* field, double min, double max,
                            std::string doc) {
-  return Push(Option{std::move(key), std::move(doc),
+  return Push(Option{std::move(key), std::move(doc), field, {},
                      [field](const toml::table& t, std::string_view source,
                              const std::string& full) { return Get(t, source, full, field); },
                      [field, min, max](const std::string& full) {
@@ -52,14 +53,14 @@ OptionSet& OptionSet::Real(std::string key, double* field, double min, double ma
 }
 
 OptionSet& OptionSet::Flag(std::string key, bool* field, std::string doc) {
-  return Push(Option{std::move(key), std::move(doc),
+  return Push(Option{std::move(key), std::move(doc), field, {},
                      [field](const toml::table& t, std::string_view source,
                              const std::string& full) { return Get(t, source, full, field); },
                      [](const std::string&) { return Status::Ok(); }});
 }
 
 OptionSet& OptionSet::Text(std::string key, std::string* field, TextRule rule, std::string doc) {
-  return Push(Option{std::move(key), std::move(doc),
+  return Push(Option{std::move(key), std::move(doc), field, {},
                      [field](const toml::table& t, std::string_view source,
                              const std::string& full) { return Get(t, source, full, field); },
                      [field, rule](const std::string& full) {
@@ -77,7 +78,7 @@ OptionSet& OptionSet::Text(std::string key, std::string* field, TextRule rule, s
 OptionSet& OptionSet::IdMap(std::string key, std::map<std::string, std::string>* field,
                             std::string doc) {
   return Push(Option{
-      key + ".*", std::move(doc),
+      key + ".*", std::move(doc), {}, {},
       [field, key](const toml::table& t, std::string_view source, const std::string& full) {
         std::string path = full.substr(0, full.size() - 2);  // without ".*"
         const toml::table* table = t.at_path(path).as_table();
@@ -111,7 +112,24 @@ OptionSet& OptionSet::IdMap(std::string key, std::map<std::string, std::string>*
 }
 
 OptionSet& OptionSet::Elsewhere(std::string key, std::string doc) {
-  return Push(Option{std::move(key), std::move(doc), nullptr, nullptr});
+  return Push(Option{std::move(key), std::move(doc), {}, {}, nullptr, nullptr});
+}
+
+OptionSet& OptionSet::Cli(std::string flag) {
+  // A programming error, not a user's: caught by the first test that runs.
+  if (options_.empty() || std::holds_alternative<std::monostate>(options_.back().field)) {
+    throw std::logic_error("OptionSet::Cli(" + flag + ") follows no single-valued option");
+  }
+  options_.back().flag = std::move(flag);
+  return *this;
+}
+
+std::vector<OptionSet::CliFlag> OptionSet::CliFlags() const {
+  std::vector<CliFlag> flags;
+  for (const Option& o : options_) {
+    if (!o.flag.empty()) flags.push_back({o.flag, Full(o.key), o.doc, o.field});
+  }
+  return flags;
 }
 
 Status OptionSet::Read(const toml::table& root, std::string_view source) const {

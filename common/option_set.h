@@ -3,15 +3,20 @@
 // one declaration come reading the file (type errors name the file and the
 // key), the list of known keys (a typo is an error), validation after flags
 // override the file (errors name the key and the rule), and the documented
-// key list that a test holds the example file to.
+// key list that a test holds the example file to, and, for keys given a
+// command-line flag, the flag (CliOverrides::AddFlags) with the key's
+// documentation as its help.
 //
 //   config::OptionSet set("dispatch");
 //   set.Int("control_duration_s", &o.control_duration_s, 1, 86400,
-//           "how long each dispatched setpoint lasts, seconds");
+//           "how long each dispatched setpoint lasts, seconds")
+//      .Cli("--control-duration-s");
 #ifndef DERMS_COMMON_OPTION_SET_H_
 #define DERMS_COMMON_OPTION_SET_H_
 
 #include <toml++/toml.h>
+
+#include <variant>
 
 #include <cstdint>
 #include <functional>
@@ -45,6 +50,20 @@ class OptionSet {
   // known and documented here, read there. A trailing ".*" accepts any key
   // below it.
   OptionSet& Elsewhere(std::string key, std::string doc);
+  // The option declared just before may also be set by command-line flag
+  // `flag` ("--control-duration-s"); a flag overrides the file.
+  OptionSet& Cli(std::string flag);
+
+  // The field an option fills (monostate: a table, or read elsewhere).
+  using Field = std::variant<std::monostate, int64_t*, double*, bool*, std::string*>;
+  struct CliFlag {
+    std::string flag;
+    std::string key;  // full dotted key
+    std::string doc;
+    Field field;
+  };
+  // The options given a flag, in declaration order.
+  std::vector<CliFlag> CliFlags() const;
 
   // Reads the keys present in `root` into their fields; absent ones keep
   // what they hold. Does not check rules (flags may still override).
@@ -60,6 +79,8 @@ class OptionSet {
   struct Option {
     std::string key;  // within the section
     std::string doc;
+    Field field;
+    std::string flag;  // empty: the file only
     std::function<Status(const toml::table&, std::string_view source, const std::string& full)>
         read;
     std::function<Status(const std::string& full)> validate;

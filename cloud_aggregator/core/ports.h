@@ -14,13 +14,18 @@
 
 namespace derms::aggregator {
 
+// Where a requester listens for its answer (MQTT 5 request/response). An
+// empty topic: it gave none, and only a result topic carries the answer.
+struct ReplyTo {
+  std::string topic;
+  std::string correlation_data;
+};
+
 // One message from the broker, its topic already parsed by the router.
 struct Inbound {
   std::string topic;
   std::string payload;
-  // MQTT 5 request/response: where the requester listens (empty: nowhere).
-  std::string response_topic;
-  std::string correlation_data;
+  ReplyTo reply_to;
   topics::Parsed parsed;
 };
 
@@ -33,8 +38,7 @@ class Outbox {
   virtual void Publish(const std::string& topic, const std::string& payload,
                        bool retained = false) = 0;
   // Answers a request on its MQTT 5 response topic, if it gave one.
-  virtual void Reply(const std::string& response_topic, const std::string& correlation_data,
-                     const std::string& payload) = 0;
+  virtual void Reply(const ReplyTo& to, const std::string& payload) = 0;
   // Connected to the broker now: periodic statuses wait for it rather than
   // be counted as published.
   virtual bool online() const = 0;

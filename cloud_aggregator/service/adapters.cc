@@ -7,11 +7,9 @@ void MqttOutbox::Publish(const std::string& topic, const std::string& payload, b
   if (!s.ok()) intake_.Warn("publish_failed", s.message());
 }
 
-void MqttOutbox::Reply(const std::string& response_topic, const std::string& correlation_data,
-                       const std::string& payload) {
-  if (response_topic.empty()) return;
-  Status s =
-      client_.Publish(mqtt::Message{response_topic, payload, 1, false, {}, correlation_data});
+void MqttOutbox::Reply(const ReplyTo& to, const std::string& payload) {
+  if (to.topic.empty()) return;
+  Status s = client_.Publish(mqtt::Message{to.topic, payload, 1, false, {}, to.correlation_data});
   if (!s.ok()) intake_.Warn("publish_failed", s.message());
 }
 

@@ -27,8 +27,7 @@ class MqttOutbox : public Outbox {
  public:
   MqttOutbox(mqtt::Client& client, Intake& intake) : client_(client), intake_(intake) {}
   void Publish(const std::string& topic, const std::string& payload, bool retained) override;
-  void Reply(const std::string& response_topic, const std::string& correlation_data,
-             const std::string& payload) override;
+  void Reply(const ReplyTo& to, const std::string& payload) override;
   bool online() const override { return online_; }
   // The session's state, set by the processing loop.
   void set_online(bool online) { online_ = online; }

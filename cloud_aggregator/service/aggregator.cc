@@ -86,9 +86,7 @@ StatusOr<std::unique_ptr<Aggregator>> Aggregator::Create(const AggregatorOptions
   // Declared before the store: the store runs the journal's release when it
   // closes, should Create fail below.
   std::unique_ptr<storage::Journal> journal;
-  storage::StoreOptions store_options;
-  store_options.path = options.db_path;
-  auto store = storage::Store::Open(store_options);
+  auto store = storage::Store::Open(options.storage.ToStoreOptions(options.db_path));
   if (!store.ok()) return store.status();
   if (options.journal) {
     auto opened = OpenJournal(store->get(), clock.NowMs());
@@ -237,8 +235,7 @@ void Aggregator::Handle(Received& in, int64_t now_ms) {
   mqtt::Message& m = in.message;
   Inbound message{std::move(m.topic),
                   std::move(m.payload),
-                  std::move(m.response_topic),
-                  std::move(m.correlation_data),
+                  ReplyTo{std::move(m.response_topic), std::move(m.correlation_data)},
                   {}};
   router_.Route(message, now_ms);
   journal_handled_ = std::max(journal_handled_, in.journal_seq);

@@ -14,11 +14,26 @@
 #include "cloud_aggregator/modules/dispatch/dispatch_module.h"
 #include "cloud_aggregator/modules/fleet/fleet_module.h"
 #include "cloud_aggregator/modules/history/history_module.h"
+#include "cloud_aggregator/storage/store.h"
 #include "cloud_aggregator/vder/vder_config.h"
 #include "common/option_set.h"
 #include "common/status.h"
 
 namespace derms::aggregator {
+
+// [storage]: how the store's writer batches, and how it behaves while the
+// disk fails (README "Storage"). Defaults are the store's own.
+struct StorageTuning {
+  int64_t batch_max = static_cast<int64_t>(storage::StoreOptions{}.batch_max);
+  int64_t gather_ms = storage::StoreOptions{}.gather.count();
+  int64_t queue_capacity = static_cast<int64_t>(storage::StoreOptions{}.queue_capacity);
+  int64_t pause_records = static_cast<int64_t>(storage::StoreOptions{}.pause_records);
+  int64_t retry_max_ms = storage::StoreOptions{}.retry_max.count();
+  int64_t close_timeout_ms = storage::StoreOptions{}.close_timeout.count();
+
+  void Describe(config::OptionSet& set);
+  storage::StoreOptions ToStoreOptions(const std::string& path) const;
+};
 
 struct AggregatorOptions {
   // MQTT broker, e.g. tcp://127.0.0.1:1883.
@@ -46,6 +61,7 @@ struct AggregatorOptions {
   // (even SIGKILL) between the broker's acknowledgement and the commit
   // loses nothing. The journal is replayed at start.
   bool journal = true;
+  StorageTuning storage;         // [storage]
 
   FleetOptions fleet;            // [registry], [vder_status]
   DispatchOptions dispatch;      // [dispatch]

@@ -144,6 +144,23 @@ class VderFleet {
   // virtual DER, matched ones for a view.
   const std::vector<std::string>& direct_members(int v) const { return direct_[v]; }
   int claimant(const std::string& der_id) const;
+  // Calls visit(v, der_id) for each DER held directly by `root` or by a
+  // virtual DER below it whose subtree descend(child) admits, v being the
+  // virtual DER that holds it; stops as soon as visit returns false.
+  template <typename Descend, typename Visit>
+  void ForEachMember(int root, Descend descend, Visit visit) const {
+    std::vector<int> stack{root};
+    while (!stack.empty()) {
+      const int v = stack.back();
+      stack.pop_back();
+      for (int c : tree_.children(v)) {
+        if (descend(c)) stack.push_back(c);
+      }
+      for (const std::string& der_id : direct_[v]) {
+        if (!visit(v, der_id)) return;
+      }
+    }
+  }
   // Bumped on every change of an aggregate, so publishers can skip idle ones.
   uint64_t version(int v) const { return versions_[v]; }
 

@@ -1,18 +1,23 @@
 // TOML configuration files: parse errors with file:line:col, typed Get with
-// the wrong type rejected, and unknown keys reported by their dotted path.
+// the wrong type rejected, and unknown keys reported by their dotted path;
+// command-line flags declared with their keys.
 #include <unistd.h>
 
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <cstdint>
 #include <filesystem>
+#include <map>
+#include <stdexcept>
 #include <fstream>
 #include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "common/cli_overrides.h"
 #include "common/config.h"
+#include "common/option_set.h"
 
 namespace config = derms::config;
 namespace fs = std::filesystem;
@@ -202,4 +207,46 @@ TEST_CASE("known keys pass and a typo is reported with its dotted path", "[unit]
 
   toml::table top = ParseOk("der_idd = \"bat-1\"\n");
   RequireConfigError(config::CheckKnownKeys(top, "agent.toml", known), "der_idd");
+}
+
+// A key given a flag (OptionSet::Cli) is settable on the command line: the
+// flag overrides the file, a flag not given leaves the file's value, and
+// the rule still applies after the override, naming the key.
+TEST_CASE("an option's command-line flag is declared with its key and overrides the file") {
+  int64_t duration = 300;
+  double deadband = 0.1;
+  std::string broker = "tcp://127.0.0.1:1883";
+  config::OptionSet set("dispatch");
+  set.Int("control_duration_s", &duration, 1, 86400, "how long a setpoint lasts")
+      .Cli("--control-duration-s");
+  set.Real("setpoint_deadband_kw", &deadband, 0, 1e12, "deadband").Cli("--deadband");
+  set.Text("broker", &broker, config::OptionSet::TextRule::kRequired, "broker URI");  // no flag
+
+  auto flags = set.CliFlags();
+  REQUIRE(flags.size() == 2);
+  CHECK(flags[0].flag == "--control-duration-s");
+  CHECK(flags[0].key == "dispatch.control_duration_s");
+  CHECK(flags[0].doc == "how long a setpoint lasts");
+
+  CLI::App app;
+  derms::CliOverrides overrides(&app);
+  overrides.AddFlags(set);
+  const char* argv[] = {"prog", "--control-duration-s", "0"};
+  app.parse(3, const_cast<char**>(argv));
+  auto file = toml::parse("[dispatch]\ncontrol_duration_s = 60\nsetpoint_deadband_kw = 2.5\n");
+  REQUIRE(set.Read(file, "test.toml").ok());
+  CHECK(duration == 60);
+  overrides.Apply();
+  CHECK(duration == 0);      // the flag wins
+  CHECK(deadband == 2.5);    // no flag given: the file's value stays
+  derms::Status s = set.Validate();
+  CHECK(s.code() == "invalid_value");
+  CHECK(s.message().find("dispatch.control_duration_s") != std::string::npos);
+  CHECK(app.help().find("[config key dispatch.control_duration_s]") != std::string::npos);
+
+  // A flag on a table option is a programming error caught at once.
+  std::map<std::string, std::string> nodes;
+  config::OptionSet tables("schedule");
+  tables.IdMap("nodes", &nodes, "substation to pricing node");
+  CHECK_THROWS_AS(tables.Cli("--nodes"), std::logic_error);
 }

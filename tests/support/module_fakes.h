@@ -27,10 +27,8 @@ class FakeOutbox : public aggregator::Outbox {
   void Publish(const std::string& topic, const std::string& payload, bool retained) override {
     published.push_back({topic, payload, retained, ""});
   }
-  void Reply(const std::string& response_topic, const std::string& correlation_data,
-             const std::string& payload) override {
-    if (!response_topic.empty())
-      replies.push_back({response_topic, payload, false, correlation_data});
+  void Reply(const aggregator::ReplyTo& to, const std::string& payload) override {
+    if (!to.topic.empty()) replies.push_back({to.topic, payload, false, to.correlation_data});
   }
   bool online() const override { return is_online; }
 
@@ -92,7 +90,7 @@ class SteppedTime : public aggregator::TimeSource {
 inline aggregator::Inbound Message(const std::string& topic, const std::string& payload,
                                    const std::string& response_topic = "",
                                    const std::string& correlation_data = "") {
-  return aggregator::Inbound{topic, payload, response_topic, correlation_data, {}};
+  return aggregator::Inbound{topic, payload, {response_topic, correlation_data}, {}};
 }
 
 }  // namespace derms::testing

@@ -121,11 +121,11 @@ void ChargingModule::OnPriceForecast(const Inbound& m, int64_t now_ms) {
 }
 
 void ChargingModule::OnRefused(const Inbound& m, const Status& why, int64_t now_ms) {
-  if (m.parsed.kind != topics::Kind::kScheduleRequest || m.response_topic.empty()) return;
+  if (m.parsed.kind != topics::Kind::kScheduleRequest || m.reply_to.topic.empty()) return;
   derms::v1::ScheduleResult refused;
   refused.set_status(derms::v1::SCHEDULE_FAILED);
   refused.set_reason(why.message());
-  Publish(refused, m.response_topic, m.correlation_data, now_ms, false);
+  Publish(refused, m.reply_to, now_ms, false);
 }
 
 void ChargingModule::OnScheduleRequest(const Inbound& m, int64_t now_ms) {
@@ -144,8 +144,8 @@ void ChargingModule::OnScheduleRequest(const Inbound& m, int64_t now_ms) {
     refused.set_request_id(q.request_id());
     refused.set_status(derms::v1::SCHEDULE_FAILED);
     refused.set_reason(s.message());
-    if (!m.response_topic.empty()) {
-      Publish(refused, m.response_topic, m.correlation_data, now_ms, false);
+    if (!m.reply_to.topic.empty()) {
+      Publish(refused, m.reply_to, now_ms, false);
     }
     return;
   }
@@ -156,7 +156,7 @@ void ChargingModule::OnScheduleRequest(const Inbound& m, int64_t now_ms) {
   auto known = schedules_.find(q.request_id());
   if (known != schedules_.end()) {
     intake_.Accept();
-    return Publish(known->second.result, m.response_topic, m.correlation_data, now_ms);
+    return Publish(known->second.result, m.reply_to, now_ms);
   }
   bool lookup = q.max_charge_kw() == 0 && q.energy_kwh() == 0 && q.devices_size() == 0 &&
                 q.node().empty() && q.der_id().empty();
@@ -165,10 +165,9 @@ void ChargingModule::OnScheduleRequest(const Inbound& m, int64_t now_ms) {
     // Older results are in SQLite: read on the background executor, never
     // on this thread; answered when the read completes.
     scheduler_.Once(
-        [this, id = q.request_id(), response_topic = m.response_topic,
-         correlation_data = m.correlation_data](int64_t) -> Scheduler::Completion {
+        [this, id = q.request_id(), reply_to = m.reply_to](int64_t) -> Scheduler::Completion {
           std::optional<derms::v1::ScheduleResult> stored = archive_(id);
-          return [this, id, response_topic, correlation_data, stored = std::move(stored)] {
+          return [this, id, reply_to, stored = std::move(stored)] {
             derms::v1::ScheduleResult found;
             if (stored) {
               found = *stored;
@@ -177,7 +176,7 @@ void ChargingModule::OnScheduleRequest(const Inbound& m, int64_t now_ms) {
               found.set_status(derms::v1::SCHEDULE_FAILED);
               found.set_reason(fmt::format("no schedule request '{}' is known", id));
             }
-            Publish(found, response_topic, correlation_data, time_.NowMs());
+            Publish(found, reply_to, time_.NowMs());
           };
         },
         now_ms);
@@ -199,7 +198,7 @@ void ChargingModule::OnScheduleRequest(const Inbound& m, int64_t now_ms) {
   }
   sink_.Add(storage::ScheduleRecord{q, result, entry.received_ms, now_ms});
   const std::string id = q.request_id();
-  Publish(entry.result, m.response_topic, m.correlation_data, now_ms);
+  Publish(entry.result, m.reply_to, now_ms);
   Keep(id, std::move(entry));
 }
 
@@ -458,7 +457,7 @@ void ChargingModule::OnControlResponse(const std::string& /*der_id*/,
   }
   sink_.Add(
       storage::ScheduleRecord{entry->second.request, result, entry->second.received_ms, now_ms});
-  Publish(result, "", "", now_ms);
+  Publish(result, ReplyTo{}, now_ms);
 }
 
 void ChargingModule::Keep(const std::string& id, ScheduleEntry entry) {
@@ -477,13 +476,12 @@ void ChargingModule::Keep(const std::string& id, ScheduleEntry entry) {
 }
 
 void ChargingModule::Publish(const derms::v1::ScheduleResult& result,
-                             const std::string& response_topic, const std::string& correlation_data,
-                             int64_t now_ms, bool on_result_topic) {
+                             const ReplyTo& reply_to, int64_t now_ms, bool on_result_topic) {
   derms::v1::ScheduleResult stamped = result;
   stamped.set_timestamp_ms(now_ms);
   std::string json = codec::ToOperatorJson(stamped);
   if (on_result_topic) outbox_.Publish(topics::ScheduleResult(stamped.request_id()), json);
-  outbox_.Reply(response_topic, correlation_data, json);
+  outbox_.Reply(reply_to, json);
 }
 
 }  // namespace derms::aggregator

@@ -81,8 +81,8 @@ class ChargingModule : public Module, public ControlAnswers {
   void OnScheduleRequest(const Inbound& m, int64_t now_ms);
   // Solves, and sends the schedule to the DER when asked; fills entry.result.
   void Solve(ScheduleEntry& entry, int64_t now_ms);
-  void Publish(const derms::v1::ScheduleResult& result, const std::string& response_topic,
-               const std::string& correlation_data, int64_t now_ms, bool on_result_topic = true);
+  void Publish(const derms::v1::ScheduleResult& result, const ReplyTo& reply_to, int64_t now_ms,
+               bool on_result_topic = true);
   void Keep(const std::string& id, ScheduleEntry entry);
 
   const ChargingOptions options_;

@@ -22,6 +22,8 @@ constexpr char kVoltagesTable[] = "curtailment_voltages";
 
 // A ratio this small is no curtailment (the LP's tolerance).
 constexpr double kNoCurtailment = 1e-6;
+// Curtailment reaches a virtual DER's PVs at any depth, dispatchable or not.
+constexpr auto kWholeTree = [](int) { return true; };
 
 Status ValidateRequest(const derms::v1::CurtailRequest& r, const std::string& vder_id) {
   auto fail = [&](const std::string& rule) {
@@ -161,7 +163,7 @@ void CurtailmentModule::AddJobs(Scheduler& scheduler) {
                   [this](int64_t now_ms) { CheckDeadlines(now_ms); });
   if (options_.every_s > 0 && !options_.vder_id.empty()) {
     scheduler.Every("curtailment.schedule", options_.every_s * 1000, [this](int64_t now_ms) {
-      StartRun(options_.vder_id, "schedule", {}, "", "", now_ms);
+      StartRun(options_.vder_id, "schedule", {}, ReplyTo{}, now_ms);
     });
   }
   if (options_.trigger_voltage_pu > 0 && !options_.vder_id.empty()) {
@@ -178,18 +180,18 @@ void CurtailmentModule::OnMessage(const Inbound& m, int64_t now_ms) {
   if (s.ok()) s = ValidateRequest(req, vder_id);
   if (!s.ok()) {
     intake_.Reject(s, m.topic);
-    Answer(Refusal(req, vder_id, s.message(), now_ms), m.response_topic, m.correlation_data);
+    Answer(Refusal(req, vder_id, s.message(), now_ms), m.reply_to);
     return;
   }
   intake_.Accept();
-  StartRun(vder_id, "request", req, m.response_topic, m.correlation_data, now_ms);
+  StartRun(vder_id, "request", req, m.reply_to, now_ms);
 }
 
 void CurtailmentModule::OnRefused(const Inbound& m, const Status& why, int64_t now_ms) {
   if (m.parsed.kind != topics::Kind::kVderCurtail) return;
   derms::v1::CurtailRequest req;
   if (!m.payload.empty()) (void)codec::ParseOperator(m.payload, "", &req);
-  Answer(Refusal(req, m.parsed.id, why.message(), now_ms), m.response_topic, m.correlation_data);
+  Answer(Refusal(req, m.parsed.id, why.message(), now_ms), m.reply_to);
 }
 
 double CurtailmentModule::LoadMultAt(int64_t now_ms) const {
@@ -202,8 +204,7 @@ double CurtailmentModule::LoadMultAt(int64_t now_ms) const {
 
 void CurtailmentModule::StartRun(const std::string& vder_id, const std::string& trigger,
                                  const derms::v1::CurtailRequest& request,
-                                 const std::string& response_topic,
-                                 const std::string& correlation_data, int64_t now_ms) {
+                                 const ReplyTo& reply_to, int64_t now_ms) {
   const std::string& policy_name = request.policy().empty() ? options_.policy : request.policy();
   std::string refused;
   const vder::VderTree& tree = fleet_.vders().tree();
@@ -216,15 +217,14 @@ void CurtailmentModule::StartRun(const std::string& vder_id, const std::string& 
   if (!refused.empty()) {
     CurtailResult r = Refusal(request, vder_id, refused, now_ms);
     r.set_trigger(trigger);
-    Answer(r, response_topic, correlation_data);
+    Answer(r, reply_to);
     return;
   }
   // A run still waiting for answers over the same virtual DER ends as it stands.
   if (runs_.count(vder_id) != 0) Finish(vder_id, "a later run started", now_ms);
 
   Run run;
-  run.response_topic = response_topic;
-  run.correlation_data = correlation_data;
+  run.reply_to = reply_to;
   CurtailResult& result = run.result;
   last_run_id_ = std::max(last_run_id_ + 1, now_ms);
   result.set_run_id(last_run_id_);
@@ -238,14 +238,10 @@ void CurtailmentModule::StartRun(const std::string& vder_id, const std::string& 
   // The PVs: active members of the virtual DER (any depth) that say where
   // they connect on this feeder.
   std::set<std::string> der_ids;
-  std::vector<int> stack{root};
-  while (!stack.empty()) {
-    int v = stack.back();
-    stack.pop_back();
-    for (int c : tree.children(v)) stack.push_back(c);
-    der_ids.insert(fleet_.vders().direct_members(v).begin(),
-                   fleet_.vders().direct_members(v).end());
-  }
+  fleet_.vders().ForEachMember(root, kWholeTree, [&der_ids](int, const std::string& der_id) {
+    der_ids.insert(der_id);
+    return true;
+  });
   std::vector<feeder::PvAgent> agents;
   std::string notes;
   for (const std::string& der_id : der_ids) {
@@ -391,7 +387,7 @@ bool CurtailmentModule::StartWatchRun(const std::string& why, int64_t now_ms) {
   if (mono_ms - last_watch_run_mono_ms_ < options_.min_interval_s * 1000) return false;
   spdlog::info("curtailment: {}: a run starts", why);
   last_watch_run_mono_ms_ = mono_ms;
-  StartRun(options_.vder_id, "over_voltage", {}, "", "", now_ms);
+  StartRun(options_.vder_id, "over_voltage", {}, ReplyTo{}, now_ms);
   return true;
 }
 
@@ -416,23 +412,17 @@ void CurtailmentModule::WatchVoltages(int64_t now_ms) {
   int root = tree.Find(options_.vder_id);
   if (root < 0) return;
   const double limit_v = options_.trigger_voltage_pu * options_.nominal_v;
-  std::vector<int> stack{root};
-  while (!stack.empty()) {
-    int v = stack.back();
-    stack.pop_back();
-    for (int c : tree.children(v)) stack.push_back(c);
-    for (const std::string& der_id : fleet_.vders().direct_members(v)) {
-      const registry::DerState* der = fleet_.Find(der_id);
-      if (der == nullptr || der->birth.der_type() != derms::v1::PV || !der->has_telemetry ||
-          !fleet_.IsActive(*der, now_ms) || der->last.voltage_v() <= limit_v) {
-        continue;
-      }
-      StartWatchRun(fmt::format("der '{}' reports {:.1f} V, above {:.4f} pu", der_id,
-                                der->last.voltage_v(), options_.trigger_voltage_pu),
-                    now_ms);
-      return;
+  fleet_.vders().ForEachMember(root, kWholeTree, [&](int, const std::string& der_id) {
+    const registry::DerState* der = fleet_.Find(der_id);
+    if (der == nullptr || der->birth.der_type() != derms::v1::PV || !der->has_telemetry ||
+        !fleet_.IsActive(*der, now_ms) || der->last.voltage_v() <= limit_v) {
+      return true;
     }
-  }
+    StartWatchRun(fmt::format("der '{}' reports {:.1f} V, above {:.4f} pu", der_id,
+                              der->last.voltage_v(), options_.trigger_voltage_pu),
+                  now_ms);
+    return false;
+  });
 }
 
 void CurtailmentModule::CheckDeadlines(int64_t now_ms) {
@@ -487,7 +477,7 @@ void CurtailmentModule::Finish(const std::string& vder_id, const std::string& no
   if (!note.empty()) result.set_reason(result.reason() + "; " + note);
   result.set_finished_ms(now_ms);
   Record(run);
-  Answer(result, run.response_topic, run.correlation_data);
+  Answer(result, run.reply_to);
 }
 
 void CurtailmentModule::Record(const Run& run) {
@@ -524,13 +514,12 @@ void CurtailmentModule::Record(const Run& run) {
   }
 }
 
-void CurtailmentModule::Answer(const CurtailResult& result, const std::string& response_topic,
-                               const std::string& correlation_data) {
+void CurtailmentModule::Answer(const CurtailResult& result, const ReplyTo& reply_to) {
   std::string json = codec::ToOperatorJson(result);
   if (topics::IsValidId(result.vder_id())) {
     outbox_.Publish(topics::VderCurtailResult(result.vder_id()), json);
   }
-  outbox_.Reply(response_topic, correlation_data, json);
+  outbox_.Reply(reply_to, json);
 }
 
 }  // namespace derms::aggregator

@@ -98,8 +98,8 @@ class CurtailmentModule : public Module, public ControlAnswers {
   // Starts a run over `vder_id`'s PVs (`trigger`: "request", "schedule",
   // "over_voltage"); one that cannot start is answered and recorded with why.
   void StartRun(const std::string& vder_id, const std::string& trigger,
-                const derms::v1::CurtailRequest& request, const std::string& response_topic,
-                const std::string& correlation_data, int64_t now_ms);
+                const derms::v1::CurtailRequest& request, const ReplyTo& reply_to,
+                int64_t now_ms);
   size_t active_runs() const { return runs_.size(); }
 
  private:
@@ -108,7 +108,7 @@ class CurtailmentModule : public Module, public ControlAnswers {
     std::map<std::string, size_t> member_by_command;  // command_id -> result.members index
     size_t waiting = 0;
     int64_t deadline_mono_ms = 0;
-    std::string response_topic, correlation_data;
+    ReplyTo reply_to;
     // The feeder's voltages, for the record: (bus, phase 1-3, before, after).
     struct Voltage {
       std::string bus;
@@ -133,8 +133,7 @@ class CurtailmentModule : public Module, public ControlAnswers {
   void CheckDeadlines(int64_t now_ms);
   void Finish(const std::string& vder_id, const std::string& note, int64_t now_ms);
   void Record(const Run& run);
-  void Answer(const derms::v1::CurtailResult& result, const std::string& response_topic,
-              const std::string& correlation_data);
+  void Answer(const derms::v1::CurtailResult& result, const ReplyTo& reply_to);
 
   const CurtailmentOptions options_;
   Outbox& outbox_;

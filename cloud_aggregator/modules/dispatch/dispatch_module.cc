@@ -65,11 +65,14 @@ void DispatchOptions::Describe(config::OptionSet& set) {
            "answer grid/{substation}/status with setpoints (the dispatch workflow)");
   set.Int("dispatch.control_duration_s", &control_duration_s, 1, 86400,
           "how long each dispatched setpoint lasts (device seconds); the next grid status "
-          "renews it");
+          "renews it")
+      .Cli("--control-duration-s");
   set.Real("dispatch.setpoint_deadband_kw", &setpoint_deadband_kw, 0, 1e12,
-           "a setpoint this close (kW) to the one a DER follows is not re-sent");
+           "a setpoint this close (kW) to the one a DER follows is not re-sent")
+      .Cli("--setpoint-deadband-kw");
   set.Int("dispatch.response_timeout_ms", &response_timeout_ms, 10, 600000,
-          "wall ms a run waits for answers before it moves shortfall to other members");
+          "wall ms a run waits for answers before it moves shortfall to other members")
+      .Cli("--response-timeout-ms");
   set.Int("dispatch.max_rounds", &max_rounds, 1, 10,
           "rounds of a run: the first allocation plus corrections");
   set.Real("dispatch.nominal_hz", &frequency.nominal_hz, 40, 70, "the grid's nominal frequency");
@@ -108,9 +111,8 @@ void DispatchModule::OnRefused(const Inbound& m, const Status& why, int64_t now_
   if (!m.payload.empty()) {
     (void)codec::ParseOperator(m.payload, "", &req);
   }
-  outbox_.Reply(m.response_topic, m.correlation_data,
-                codec::ToOperatorJson(Refusal(req.request_id(), m.parsed.id, req.target_kw(),
-                                              why.message(), now_ms)));
+  outbox_.Reply(m.reply_to, codec::ToOperatorJson(Refusal(req.request_id(), m.parsed.id,
+                                                          req.target_kw(), why.message(), now_ms)));
 }
 
 void DispatchModule::AddJobs(Scheduler& scheduler) {
@@ -165,16 +167,14 @@ void DispatchModule::OnDispatchRequest(const Inbound& m, int64_t now_ms) {
   if (!s.ok()) {
     intake_.Reject(s, m.topic);
     // Answered where the requester listens, when it said where.
-    outbox_.Reply(m.response_topic, m.correlation_data,
-                  codec::ToOperatorJson(
-                      Refusal(req.request_id(), vder_id, req.target_kw(), s.message(), now_ms)));
+    outbox_.Reply(m.reply_to, codec::ToOperatorJson(Refusal(req.request_id(), vder_id,
+                                                            req.target_kw(), s.message(), now_ms)));
     return;
   }
   intake_.Accept();
   ActiveRun pending;
   pending.answer = true;
-  pending.response_topic = m.response_topic;
-  pending.correlation_data = m.correlation_data;
+  pending.reply_to = m.reply_to;
   derms::v1::DispatchResult& result = pending.result;
   result.set_request_id(req.request_id());
   result.set_vder_id(vder_id);
@@ -194,7 +194,7 @@ void DispatchModule::OnDispatchRequest(const Inbound& m, int64_t now_ms) {
   }
   if (!refused.empty()) {
     return Answer(Refusal(req.request_id(), vder_id, req.target_kw(), refused, now_ms),
-                  pending.response_topic, pending.correlation_data);
+                  pending.reply_to);
   }
   storage::DispatchRunRecord record;
   record.trigger = "dispatch_request";
@@ -209,35 +209,29 @@ std::vector<workflow::ActiveMember> DispatchModule::ActiveMembers(
   const vder::VderFleet& vders = fleet_.vders();
   const vder::VderTree& tree = vders.tree();
   std::vector<workflow::ActiveMember> members;
-  std::vector<int> stack{root};
-  while (!stack.empty()) {
-    int v = stack.back();
-    stack.pop_back();
-    for (int c : tree.children(v)) {
-      if (tree.definition(c).dispatchable) stack.push_back(c);
-    }
-    for (const std::string& der_id : vders.direct_members(v)) {
-      const registry::DerState* der = fleet_.Find(der_id);
-      if (der == nullptr || !fleet_.IsActive(*der, now_ms)) continue;
-      if (!substation_id.empty() && der->birth.substation_id() != substation_id) continue;
-      // A utility's window outranks a grid run; an owner's schedule
-      // outranks both. A later utility request may take over a window.
-      if (holds_.Find(der_id, now_ms, grid_run ? std::string() : std::string(kHolder))) {
-        if (grid_run && holds_.FindBy(der_id, kHolder, now_ms) != nullptr) {
-          const controls::InForce* f = ledger_.InForceFor(der_id, now_ms);
-          *held_kw += f != nullptr ? f->kw
-                                   : dispatch::DerMember(der->birth, der->last,
-                                                         static_cast<double>(duration_s), 0)
-                                         .baseline_kw;
-          ++*held;
-        }
-        continue;
+  auto dispatchable = [&tree](int v) { return tree.definition(v).dispatchable; };
+  vders.ForEachMember(root, dispatchable, [&](int v, const std::string& der_id) {
+    const registry::DerState* der = fleet_.Find(der_id);
+    if (der == nullptr || !fleet_.IsActive(*der, now_ms)) return true;
+    if (!substation_id.empty() && der->birth.substation_id() != substation_id) return true;
+    // A utility's window outranks a grid run; an owner's schedule
+    // outranks both. A later utility request may take over a window.
+    if (holds_.Find(der_id, now_ms, grid_run ? std::string() : std::string(kHolder))) {
+      if (grid_run && holds_.FindBy(der_id, kHolder, now_ms) != nullptr) {
+        const controls::InForce* f = ledger_.InForceFor(der_id, now_ms);
+        *held_kw += f != nullptr ? f->kw
+                                 : dispatch::DerMember(der->birth, der->last,
+                                                       static_cast<double>(duration_s), 0)
+                                       .baseline_kw;
+        ++*held;
       }
-      members.push_back({der_id, v, der->birth.der_type(),
-                         dispatch::DerMember(der->birth, der->last, static_cast<double>(duration_s),
-                                             fleet_.costs().CostOf(der->birth))});
+      return true;
     }
-  }
+    members.push_back({der_id, v, der->birth.der_type(),
+                       dispatch::DerMember(der->birth, der->last, static_cast<double>(duration_s),
+                                           fleet_.costs().CostOf(der->birth))});
+    return true;
+  });
   // One order for every run over the same members: the allocation is
   // deterministic in it.
   std::sort(members.begin(), members.end(),
@@ -290,8 +284,7 @@ void DispatchModule::StartRun(int root, double requested_kw, storage::DispatchRu
     w.vder_id = tree.definition(root).id;
     w.start_ms = start_ms > 0 ? start_ms : now_ms;
     w.end_ms = w.start_ms + duration_s * 1000;
-    w.response_topic = pending.response_topic;
-    w.correlation_data = pending.correlation_data;
+    w.reply_to = pending.reply_to;
     for (const std::string& der_id : der_ids) {
       holds_.Place(der_id, controls::Hold{kHolder, w.end_ms,
                                           fmt::format("utility dispatch '{}' on '{}' (run {})",
@@ -532,7 +525,7 @@ void DispatchModule::FinishRun(int64_t run_id, const std::string& outcome, int64
     } else {
       answer.set_outcome(derms::v1::DISPATCH_INTERRUPTED);
     }
-    Answer(answer, run.response_topic, run.correlation_data);
+    Answer(answer, run.reply_to);
     auto window = windows_.find(run_id);
     if (window != windows_.end()) {
       if (outcome == "superseded") {
@@ -575,7 +568,7 @@ void DispatchModule::SupersedeWindows(int root, const std::vector<std::string>& 
           by_request_id, by_run_id, static_cast<double>(w.end_ms - now_ms) / 1000.0,
           w.result.reason().empty() ? "the target" : w.result.reason()));
       told.set_timestamp_ms(now_ms);
-      Answer(told, w.response_topic, w.correlation_data);
+      Answer(told, w.reply_to);
     }
     EndWindow(id);
   }
@@ -588,12 +581,10 @@ void DispatchModule::EndWindow(int64_t run_id) {
   windows_.erase(it);
 }
 
-void DispatchModule::Answer(const derms::v1::DispatchResult& result,
-                            const std::string& response_topic,
-                            const std::string& correlation_data) {
+void DispatchModule::Answer(const derms::v1::DispatchResult& result, const ReplyTo& reply_to) {
   std::string json = codec::ToOperatorJson(result);
   outbox_.Publish(topics::VderDispatchResult(result.vder_id()), json);
-  outbox_.Reply(response_topic, correlation_data, json);
+  outbox_.Reply(reply_to, json);
 }
 
 }  // namespace derms::aggregator

@@ -103,8 +103,7 @@ class DispatchModule : public Module, public ControlAnswers {
     // A utility's dispatch request: answered when the run ends.
     bool answer = false;
     derms::v1::DispatchResult result;
-    std::string response_topic;
-    std::string correlation_data;
+    ReplyTo reply_to;
     // What the run must explain in its reason besides the DERs' answers.
     std::string note;
     // Set when a later request supersedes it.
@@ -120,8 +119,7 @@ class DispatchModule : public Module, public ControlAnswers {
     int64_t end_ms = 0;
     bool answered = false;  // its run has ended and was answered with `result`
     derms::v1::DispatchResult result;
-    std::string response_topic;
-    std::string correlation_data;
+    ReplyTo reply_to;
   };
 
   void OnGridStatus(const Inbound& m, int64_t now_ms);
@@ -148,8 +146,8 @@ class DispatchModule : public Module, public ControlAnswers {
   void Advance(int64_t run_id, int64_t now_ms);
   void CheckDeadlines(int64_t now_ms);
   void FinishRun(int64_t run_id, const std::string& outcome, int64_t now_ms);
-  void Answer(const derms::v1::DispatchResult& result, const std::string& response_topic,
-              const std::string& correlation_data);
+  // On the virtual DER's result topic, and to the requester where it listens.
+  void Answer(const derms::v1::DispatchResult& result, const ReplyTo& reply_to);
 
   const DispatchOptions options_;
   Outbox& outbox_;

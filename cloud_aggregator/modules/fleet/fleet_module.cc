@@ -15,7 +15,8 @@ namespace derms::aggregator {
 
 void FleetOptions::Describe(config::OptionSet& set) {
   set.Int("registry.offline_after_intervals", &offline_after_intervals, 1, 1000,
-          "a DER silent for this many of its telemetry intervals is offline");
+          "a DER silent for this many of its telemetry intervals is offline")
+      .Cli("--offline-after-intervals");
   set.Int("vder_status.interval_s", &vder_status_interval_s, 1, 86400,
           "vder/{id}/status is published at least this often (wall seconds)");
   set.Int("vder_status.min_interval_ms", &vder_status_min_interval_ms, 0, 3600000,

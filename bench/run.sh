@@ -197,7 +197,7 @@ fi
 if want ingest; then
   echo "Ingest: $M telemetry messages from 1,000 DERs, QoS 1, $R runs each" >&2
   collect bare ingest_run "$BENCH" --broker "$BROKER" count --messages "$M"
-  collect aggregator ingest_run "$BENCH" --broker "$BROKER" ingest --messages "$M" --ders 1000 --db "$DIR/ingest.db"
+  collect aggregator ingest_run "$BENCH" --broker "$BROKER" ingest --messages "$M" --db "$DIR/ingest.db"
   collect python ingest_run /usr/bin/python3 bench/python_ingest.py --broker-host 127.0.0.1 \
     --broker-port "$PORT" --messages "$M" --db "$DIR/python.db" --proto-out "$DIR/py"
 fi

@@ -16,6 +16,8 @@ void MqttOutbox::Reply(const ReplyTo& to, const std::string& payload) {
 void RegisterStorageMetrics(Metrics& metrics, const storage::Store& store,
                             const storage::Journal* journal) {
   Gauge& stored = metrics.AddGauge("rows_stored", "records committed (or found already stored)");
+  Gauge& telemetry = metrics.AddGauge("telemetry_stored",
+                                      "telemetry samples committed (or found already stored)");
   Gauge& expired = metrics.AddGauge("rows_expired", "rows removed by retention");
   Gauge& errors = metrics.AddGauge("storage_errors", "failed writes and commits");
   Gauge& journaled = metrics.AddGauge("journal_appended", "telemetry journaled on arrival");
@@ -29,11 +31,12 @@ void RegisterStorageMetrics(Metrics& metrics, const storage::Store& store,
   Gauge& accepted = metrics.AddGauge("storage_records_accepted", "records handed to the store");
   Gauge& committed = metrics.AddGauge("storage_records_committed", "records committed");
   Gauge& paused = metrics.AddGauge("ingest_paused", "1 while ingest waits for the store");
-  metrics.AddCollector([&store, journal, &stored, &expired, &errors, &journaled, &journal_errors,
+  metrics.AddCollector([&store, journal, &stored, &telemetry, &expired, &errors, &journaled, &journal_errors,
                         &failing, &last_error, &failing_since, &retries, &held, &accepted,
                         &committed, &paused] {
     const auto& c = store.counters();
     stored.Set(static_cast<double>(c.committed + c.duplicates));
+    telemetry.Set(static_cast<double>(c.telemetry.load()));
     expired.Set(static_cast<double>(c.expired.load()));
     errors.Set(static_cast<double>(c.errors.load()));
     journaled.Set(journal ? static_cast<double>(journal->appended()) : 0);

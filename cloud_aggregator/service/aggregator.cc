@@ -224,6 +224,8 @@ Stats Aggregator::stats() const {
   s.controls_sent = u("controls_sent");
   s.responses = u("control_responses");
   s.stored = u("rows_stored");
+  s.telemetry_stored = u("telemetry_stored");
+  s.journaled = u("journal_appended");
   s.reloads = u("reloads");
   s.reloads_rejected = u("reloads_rejected");
   s.vder_conflicts = u("vder_conflicts");

@@ -55,6 +55,8 @@ struct Stats {
   uint64_t controls_sent = 0;
   uint64_t responses = 0;
   uint64_t stored = 0;            // records committed to SQLite (or found already there)
+  uint64_t telemetry_stored = 0;  // of which telemetry samples
+  uint64_t journaled = 0;         // telemetry messages journaled on arrival (journal on)
   uint64_t reloads = 0;           // configuration reloads applied
   uint64_t reloads_rejected = 0;  // reloads refused (the running configuration stayed)
   uint64_t vder_conflicts = 0;    // DERs two virtual DERs claimed (the first kept them)

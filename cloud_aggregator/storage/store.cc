@@ -756,6 +756,7 @@ void Store::WriterLoop() {
     }
     counters_.committed += counts.rows;
     counters_.duplicates += counts.duplicates;
+    counters_.telemetry += counts.telemetry;
     counters_.errors += counts.errors;
     counters_.expired += counts.expired;
     ++counters_.transactions;
@@ -973,6 +974,7 @@ int Store::Write(const Record& record, BatchCounts* counts) {
                   .Bind(17, static_cast<int64_t>(t.is_historical()))
                   .Run();
     if (changed == 0) ++counts->duplicates;
+    if (changed >= 0) ++counts->telemetry;
     // A sample for a bucket already rolled up: the history jobs redo it.
     int64_t bucket_ms = history::BucketStart(t.timestamp_ms(), history::k5Min);
     if (changed > 0 && bucket_ms < rollup_watermark_ms_.load(std::memory_order_relaxed)) {

@@ -65,6 +65,9 @@ struct StoreOptions {
 struct StoreCounters {
   std::atomic<uint64_t> committed{0};   // rows written
   std::atomic<uint64_t> duplicates{0};  // telemetry already stored (same der_id, seq): no row
+  // Telemetry samples committed, or found already stored: every other
+  // counter here mixes in births, statuses, controls and history rows.
+  std::atomic<uint64_t> telemetry{0};
   std::atomic<uint64_t> transactions{0};
   // Records refused for what they hold (a constraint, a value SQLite will
   // never take): logged, not stored, the rest of their batch commits.
@@ -144,7 +147,7 @@ class Store {
   // What one attempt at a batch counted; added to counters_ only when it
   // commits.
   struct BatchCounts {
-    uint64_t rows = 0, duplicates = 0, errors = 0, expired = 0;
+    uint64_t rows = 0, duplicates = 0, errors = 0, expired = 0, telemetry = 0;
   };
 
   Store(const StoreOptions& options, sqlite3* db);

@@ -30,6 +30,7 @@ std::string RenderStatusJson(const MetricsSnapshot& s, bool online, int64_t star
   st.set_version(kVersion);
   auto* h = st.mutable_history();
   h->set_rows_stored(U(s, "rows_stored"));
+  h->set_telemetry_stored(U(s, "telemetry_stored"));
   h->set_rows_expired(U(s, "rows_expired"));
   h->set_storage_errors(U(s, "storage_errors"));
   h->set_rollup_watermark_ms(static_cast<int64_t>(s.Value("rollup_watermark_ms")));

@@ -240,7 +240,8 @@ START_MS=$(( $(date -u -d 'today 00:00' +%s) * 1000 + 50976000 ))
 TIME=(--time-scale "$SPEED" --time-anchor-ms "$ANCHOR_MS" --time-start-ms "$START_MS")
 
 "$BIN/cloud_aggregator/derms-aggregator" --config "$DIR/aggregator.toml" \
-  --broker "$BROKER" --db "$DIR/derms.db" --client-id "derms-demo-$PORT" --control-duration-s 300 --status-interval-s 2 "${TIME[@]}" > "$DIR/aggregator.log" 2>&1 &
+  --broker "$BROKER" --db "$DIR/derms.db" --client-id "derms-demo-$PORT" --control-duration-s 300 --status-interval-s 2 --prometheus-textfile "$DIR/derms.prom" \
+  "${TIME[@]}" > "$DIR/aggregator.log" 2>&1 &
 PIDS+=($!)
 "$BIN/tools/fleet/derms-fleet" --broker "$BROKER" --count "$COUNT" \
   --substations sub-1,sub-2 --telemetry-interval-s 60 --state-dir "$DIR/fleet-state" \

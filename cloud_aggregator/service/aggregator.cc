@@ -150,9 +150,12 @@ Status Aggregator::Wire(vder::VderTree tree) {
   if (!history.ok()) return history.status();
   history_ = std::move(history).value();
   status_ = std::make_unique<StatusModule>(options_.status_interval_s, started_ms_, ports);
+  auto prometheus = PrometheusModule::Create(options_.prometheus, ports);
+  if (!prometheus.ok()) return prometheus.status();
+  prometheus_ = std::move(prometheus).value();
 
-  modules_ = {controls_.get(), fleet_.get(),   dispatch_.get(),     charging_.get(),
-              history_.get(),  status_.get(),  curtailment_.get()};
+  modules_ = {controls_.get(), fleet_.get(),  dispatch_.get(),    charging_.get(),
+              history_.get(),  status_.get(), curtailment_.get(), prometheus_.get()};
   for (Module* m : modules_) {
     for (auto& create_sql : m->Tables()) sink_.Add(storage::TableSchemaRecord{create_sql});
     Status s = router_.Add(m);
@@ -273,7 +276,8 @@ void Aggregator::Run(const std::atomic<bool>& stop, std::atomic<bool>* reload) {
     batch.clear();
     // While the store fails and holds too much, stop taking messages: the
     // queue fills, Paho's handler blocks and the broker's persistent session
-    // holds the rest. Jobs and statuses go on.
+    // holds the rest. Jobs go on, but publishes wait with Paho's thread
+    // (known: leaving the broker instead would keep them going).
     if (store_->ShouldPause()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     } else {

@@ -30,6 +30,7 @@
 #include "cloud_aggregator/modules/dispatch/dispatch_module.h"
 #include "cloud_aggregator/modules/fleet/fleet_module.h"
 #include "cloud_aggregator/modules/history/history_module.h"
+#include "cloud_aggregator/modules/prometheus/prometheus_module.h"
 #include "cloud_aggregator/modules/status/status_module.h"
 #include "cloud_aggregator/service/adapters.h"
 #include "cloud_aggregator/service/aggregator_options.h"
@@ -129,6 +130,7 @@ class Aggregator {
   std::unique_ptr<CurtailmentModule> curtailment_;
   std::unique_ptr<HistoryModule> history_;
   std::unique_ptr<StatusModule> status_;
+  std::unique_ptr<PrometheusModule> prometheus_;
   std::vector<Module*> modules_;  // the above, in routing order
   std::unique_ptr<mqtt::Session> session_;
 

@@ -67,6 +67,7 @@ void AggregatorOptions::Describe(config::OptionSet& set) {
   schedule.Describe(set);
   curtailment.Describe(set);
   history.Describe(set);
+  prometheus.Describe(set);
   set.Elsewhere("vder", "[[vder]] virtual DERs (see the example file)");
   set.Elsewhere("costs.*", "[costs] merit-order costs per kWh: default, type, provider, der");
 }

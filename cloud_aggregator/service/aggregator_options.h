@@ -14,6 +14,7 @@
 #include "cloud_aggregator/modules/dispatch/dispatch_module.h"
 #include "cloud_aggregator/modules/fleet/fleet_module.h"
 #include "cloud_aggregator/modules/history/history_module.h"
+#include "cloud_aggregator/modules/prometheus/prometheus_module.h"
 #include "cloud_aggregator/storage/store.h"
 #include "cloud_aggregator/vder/vder_config.h"
 #include "common/option_set.h"
@@ -68,6 +69,7 @@ struct AggregatorOptions {
   ChargingOptions schedule;      // [schedule]
   CurtailmentOptions curtailment;  // [curtailment]
   HistoryModuleOptions history;  // [history], [backup], [[report]]
+  PrometheusOptions prometheus;  // [prometheus]
   // Virtual DERs and merit-order costs ([[vder]], [costs]); re-read from
   // `config_path` on SIGHUP.
   vder::VderConfig vders;

@@ -14,33 +14,25 @@ namespace {
 
 constexpr char kPrefix[] = "derms_aggregator_";
 
-// HELP text: backslash and newline escaped.
-std::string EscapeHelp(const std::string& s) {
+// Backslash and newline escaped, and double quotes too for a label value
+// (HELP text leaves them as they are).
+std::string Escape(const std::string& s, bool quotes) {
   std::string out;
   for (char c : s) {
     if (c == '\\') {
       out += "\\\\";
     } else if (c == '\n') {
       out += "\\n";
+    } else if (c == '"' && quotes) {
+      out += "\\\"";
     } else {
       out += c;
     }
   }
   return out;
 }
-
-// A label value: backslash, double quote and newline escaped.
-std::string EscapeLabel(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '"') {
-      out += "\\\"";
-    } else {
-      out += EscapeHelp(std::string(1, c));
-    }
-  }
-  return out;
-}
+std::string EscapeHelp(const std::string& s) { return Escape(s, false); }
+std::string EscapeLabel(const std::string& s) { return Escape(s, true); }
 
 std::string Number(double v) {
   if (std::isnan(v)) return "NaN";
